@@ -1,0 +1,65 @@
+/*
+ * cnnfast/runtime.h — status codes, CPU feature detection, ISA dispatch, threads, workspace.
+ */
+#ifndef CNNFAST_RUNTIME_H
+#define CNNFAST_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef int cf_status;
+#define CF_OK 0
+#define CF_ERR_ARGUMENT (-1)     /* an argument is out of range (caller bug) */
+#define CF_ERR_NOMEM (-2)        /* a workspace allocation failed */
+#define CF_ERR_UNSUPPORTED (-3)  /* the request needs an ISA or feature this CPU lacks */
+
+/* Instruction-set paths, ordered: a higher value implies every lower one. */
+typedef enum {
+    CF_ISA_GENERIC = 0,  /* portable C, baseline x86-64 (SSE2) */
+    CF_ISA_AVX2 = 1,     /* AVX2 + FMA (x86-64-v3) */
+    CF_ISA_AVX512 = 2,   /* AVX-512 F/BW/DQ/VL */
+    CF_ISA_COUNT = 3
+} cf_isa;
+
+/* The best ISA this CPU and OS support (CPUID + XGETBV: the OS must save the vector state). */
+cf_isa cf_cpu_best_isa(void);
+
+/* The ISA the kernels dispatch on now. Starts as cf_cpu_best_isa(). */
+cf_isa cf_get_isa(void);
+
+/* Force an ISA path. Returns CF_ERR_UNSUPPORTED, changing nothing, if `isa` is higher than
+ * cf_cpu_best_isa() or not a valid cf_isa. */
+cf_status cf_set_isa(int isa);
+
+/* Lower-case name of an ISA ("generic", "avx2", "avx512"); "unknown" for a bad value. */
+const char *cf_isa_name(int isa);
+
+/* Threads used by every kernel: min(the value set here, omp_get_max_threads() of the calling
+ * thread), so threadpoolctl and OMP_NUM_THREADS limits are honoured too. n < 1 is an error.
+ * In a child process after fork() the count is 1 (libgomp's pool does not survive fork). */
+cf_status cf_set_num_threads(int n);
+int cf_get_num_threads(void);
+
+/* Build information for show_config(). */
+const char *cf_compiler_info(void);   /* e.g. "GNU 12.2.0" */
+int cf_openmp_version(void);          /* _OPENMP date (e.g. 201511), or 0 without OpenMP */
+
+/* 64-byte aligned allocation; NULL on failure or size 0. Free with cf_aligned_free. */
+void *cf_aligned_alloc(size_t bytes);
+void cf_aligned_free(void *p);
+
+/* A per-thread, 64-byte aligned scratch buffer of at least `bytes`, kept and reused between
+ * calls (it only grows). `slot` (0..CF_WORKSPACE_SLOTS-1) lets one kernel hold several buffers
+ * at once. Returns NULL if the allocation fails. Valid until the same thread asks again for the
+ * same slot. Call it outside hot loops: once per kernel call per thread. */
+#define CF_WORKSPACE_SLOTS 4
+void *cf_workspace(int slot, size_t bytes);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CNNFAST_RUNTIME_H */

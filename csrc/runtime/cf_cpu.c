@@ -1,0 +1,76 @@
+/*
+ * cf_cpu.c — CPU feature detection and the ISA the kernels dispatch on.
+ *
+ * Design: AVX2/AVX-512 need both the CPUID feature bits *and* the OS saving the wider register
+ * state (XCR0, read with XGETBV), otherwise the first AVX-512 instruction faults. We check both,
+ * the way NumPy's npy_cpu_features.c does: XCR0 & 0x6 (XMM|YMM) for AVX2, XCR0 & 0xE6
+ * (plus opmask, ZMM_Hi256, Hi16_ZMM) for AVX-512. The result is computed once; cf_set_isa lets
+ * tests and users force a lower path (CNNFAST_ISA), never a higher one.
+ */
+#include "cnnfast/runtime.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+
+static uint64_t read_xcr0(void) {
+    uint32_t eax, edx;
+    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    return ((uint64_t)edx << 32) | eax;
+}
+
+static cf_isa detect_best_isa(void) {
+    unsigned int eax, ebx, ecx, edx;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return CF_ISA_GENERIC;
+    const int has_osxsave = (ecx >> 27) & 1, has_avx = (ecx >> 28) & 1, has_fma = (ecx >> 12) & 1;
+    if (!has_osxsave || !has_avx) return CF_ISA_GENERIC;
+    const uint64_t xcr0 = read_xcr0();
+    if ((xcr0 & 0x6) != 0x6) return CF_ISA_GENERIC;
+    if (__get_cpuid_max(0, 0) < 7) return CF_ISA_GENERIC;
+    __cpuid_count(7, 0, eax, ebx, ecx, edx);
+    const int has_avx2 = (ebx >> 5) & 1;
+    const int has_avx512f = (ebx >> 16) & 1, has_avx512dq = (ebx >> 17) & 1;
+    const int has_avx512bw = (ebx >> 30) & 1, has_avx512vl = (ebx >> 31) & 1;
+    if (!(has_avx2 && has_fma)) return CF_ISA_GENERIC;
+    if (has_avx512f && has_avx512dq && has_avx512bw && has_avx512vl && (xcr0 & 0xE6) == 0xE6)
+        return CF_ISA_AVX512;
+    return CF_ISA_AVX2;
+}
+#else
+static cf_isa detect_best_isa(void) { return CF_ISA_GENERIC; }
+#endif
+
+static int best_isa = -1;
+static int active_isa = -1;
+
+cf_isa cf_cpu_best_isa(void) {
+    if (best_isa < 0) best_isa = (int)detect_best_isa();
+    return (cf_isa)best_isa;
+}
+
+cf_isa cf_get_isa(void) {
+    if (active_isa < 0) active_isa = (int)cf_cpu_best_isa();
+    return (cf_isa)active_isa;
+}
+
+cf_status cf_set_isa(int isa) {
+    if (isa < 0 || isa >= CF_ISA_COUNT || isa > (int)cf_cpu_best_isa()) return CF_ERR_UNSUPPORTED;
+    active_isa = isa;
+    return CF_OK;
+}
+
+const char *cf_isa_name(int isa) {
+    switch (isa) {
+        case CF_ISA_GENERIC: return "generic";
+        case CF_ISA_AVX2: return "avx2";
+        case CF_ISA_AVX512: return "avx512";
+        default: return "unknown";
+    }
+}
+
+const char *cf_compiler_info(void) {
+#ifdef CNNFAST_COMPILER
+    return CNNFAST_COMPILER;
+#else
+    return "unknown";
+#endif
+}

@@ -1,0 +1,1 @@
+# conv kernels (csrc/conv); wrappers are added with their implementation.

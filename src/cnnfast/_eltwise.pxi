@@ -1,0 +1,1 @@
+# eltwise kernels (csrc/eltwise); wrappers are added with their implementation.

@@ -1,0 +1,1 @@
+# gemm kernels (csrc/gemm); wrappers are added with their implementation.

@@ -1,0 +1,1 @@
+# optim kernels (csrc/optim); wrappers are added with their implementation.

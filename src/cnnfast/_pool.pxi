@@ -1,0 +1,1 @@
+# pool kernels (csrc/pool); wrappers are added with their implementation.

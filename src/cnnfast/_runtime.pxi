@@ -1,0 +1,45 @@
+# Runtime: ISA dispatch and threads (csrc/runtime).
+
+cdef extern from "cnnfast.h" nogil:
+    int cf_cpu_best_isa()
+    int cf_get_isa()
+    cf_status cf_set_isa(int isa)
+    const char *cf_isa_name(int isa)
+    cf_status cf_set_num_threads(int n)
+    int cf_get_num_threads()
+    const char *cf_compiler_info()
+    int cf_openmp_version()
+    int CF_ISA_COUNT
+
+
+def isa_names():
+    """Names of the ISA paths, lowest first."""
+    return [cf_isa_name(i).decode() for i in range(CF_ISA_COUNT)]
+
+
+def cpu_best_isa():
+    return cf_isa_name(cf_cpu_best_isa()).decode()
+
+
+def get_isa():
+    return cf_isa_name(cf_get_isa()).decode()
+
+
+def set_isa(int isa_index):
+    check_status(cf_set_isa(isa_index), "set_isa")
+
+
+def set_num_threads(int n):
+    check_status(cf_set_num_threads(n), "set_num_threads")
+
+
+def get_num_threads():
+    return cf_get_num_threads()
+
+
+def compiler_info():
+    return cf_compiler_info().decode()
+
+
+def openmp_version():
+    return cf_openmp_version()

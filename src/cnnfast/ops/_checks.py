@@ -1,0 +1,123 @@
+"""Argument checking shared by every op in cnnfast.ops.
+
+Every array goes through these before a kernel sees it, so the C layer can trust its inputs.
+Policy (documented in the README):
+  * inputs: any real numeric array-like is accepted and converted to C-contiguous float32
+    (float64 from ``x / 255`` is the common case); a non-contiguous view is copied. bool,
+    complex, object and string arrays are refused with a TypeError;
+  * ``out=`` arrays are never converted: they must be float32, C-contiguous, writeable, of the
+    exact shape, and must not overlap any input — otherwise a ValueError/TypeError;
+  * sizes whose element count would overflow int64 or exceed memory raise before allocating.
+Every message names the op and the argument, and says what was expected and what was given.
+"""
+from __future__ import annotations
+
+import operator
+from typing import Sequence
+
+import numpy as np
+
+_MAX_ELEMENTS = 2**62 // 4  # float32 bytes must fit comfortably in int64
+
+
+def as_float32(x, op: str, name: str, ndim: int | Sequence[int] | None = None) -> np.ndarray:
+    """Return ``x`` as a C-contiguous float32 ndarray, or raise naming ``op`` and ``name``."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{op}: {name} must be a real numeric array (float32 preferred), "
+                        f"got dtype {arr.dtype}")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if arr.ndim not in allowed:
+            want = " or ".join(f"{d}-D" for d in allowed)
+            raise ValueError(f"{op}: {name} must be {want}, got {arr.ndim}-D array of shape {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def as_labels(y, op: str, name: str = "labels") -> np.ndarray:
+    """Integer class labels as a C-contiguous int32 array."""
+    arr = np.asarray(y)
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise ValueError(f"{op}: {name} must hold whole class indices, got non-integer values")
+    elif arr.dtype.kind not in "iu":
+        raise TypeError(f"{op}: {name} must be integer class indices, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=np.int32)
+
+
+def check_out(out, shape: tuple, op: str, inputs: Sequence[np.ndarray] = (), name: str = "out") -> np.ndarray:
+    """Validate an ``out=`` array (never converted), or allocate one when ``out`` is None."""
+    shape = tuple(int(s) for s in shape)
+    if out is None:
+        return np.empty(check_size(shape, op), dtype=np.float32)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{op}: {name} must be a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != np.float32:
+        raise TypeError(f"{op}: {name} must have dtype float32, got {out.dtype}")
+    if out.shape != shape:
+        raise ValueError(f"{op}: {name} must have shape {shape}, got {out.shape}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{op}: {name} must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError(f"{op}: {name} is read-only")
+    for arr in inputs:
+        if arr is not None and out.size and np.may_share_memory(out, arr):
+            raise ValueError(f"{op}: {name} overlaps an input array; pass a separate buffer")
+    return out
+
+
+def check_size(shape: tuple, op: str) -> tuple:
+    """Refuse shapes whose element count overflows or is absurd, before anything is allocated."""
+    total = 1
+    for s in shape:
+        if s < 0:
+            raise ValueError(f"{op}: negative dimension in shape {shape}")
+        total *= s
+    if total > _MAX_ELEMENTS:
+        raise MemoryError(f"{op}: an array of shape {shape} ({total} elements) is too large")
+    return shape
+
+
+def as_int(value, op: str, name: str, minimum: int | None = None) -> int:
+    """An integer argument (bool refused), at least ``minimum``."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be an integer, got {value!r}")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{op}: {name} must be an integer, got {value!r}") from None
+    if minimum is not None and v < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {v}")
+    return v
+
+
+def as_pair(value, op: str, name: str, minimum: int | None = None) -> tuple[int, int]:
+    """An int or a pair of ints, as a pair (Keras accepts both for kernel_size, strides, ...)."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+        return (as_int(value[0], op, name, minimum), as_int(value[1], op, name, minimum))
+    v = as_int(value, op, name, minimum)
+    return (v, v)
+
+
+def as_float(value, op: str, name: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{op}: {name} must be a number, got {value!r}") from None
+    if not np.isfinite(v):
+        raise ValueError(f"{op}: {name} must be finite, got {v}")
+    return v
+
+
+def check_choice(value, choices: Sequence[str], op: str, name: str) -> str:
+    if not isinstance(value, str) or value.lower() not in choices:
+        raise ValueError(f"{op}: {name} must be one of {list(choices)}, got {value!r}")
+    return value.lower()
+
+
+def check_finite(arr: np.ndarray, op: str, name: str) -> None:
+    """Optional NaN/Inf check (used where a NaN would silently poison a result)."""
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{op}: {name} contains NaN or Inf")

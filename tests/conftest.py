@@ -1,0 +1,45 @@
+"""Shared fixtures: run kernel tests on every ISA path this CPU has and on 1 and 2 threads."""
+from __future__ import annotations
+
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+import cnnfast
+
+ISAS = cnnfast.available_isas()
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    """Run the test once per ISA path (generic, avx2, avx512 as the CPU allows)."""
+    with cnnfast.use_isa(request.param):
+        yield request.param
+
+
+@pytest.fixture(params=[1, 2])
+def threads(request):
+    """Run the test with 1 and with 2 kernel threads."""
+    previous = cnnfast.get_num_threads()
+    cnnfast.set_num_threads(request.param)
+    try:
+        yield request.param
+    finally:
+        cnnfast.set_num_threads(previous)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def shared_data_dir() -> pathlib.Path | None:
+    """The real data sets: $CNNFAST_DATA, else ../shared/data beside the repository, else None."""
+    candidates = [os.environ.get("CNNFAST_DATA"), REPO_ROOT.parent / "shared" / "data"]
+    for c in candidates:
+        if c and (pathlib.Path(c) / "mnist").is_dir():
+            return pathlib.Path(c)
+    return None
