@@ -173,6 +173,7 @@ def conv2d_output_shape(input_shape, kernel_shape, strides=(1, 1), padding="vali
     ``summary()``), ``kernel_shape`` is the HWIO ``(kh, kw, C // groups, Cout)``. Raises a
     ``ValueError`` naming the axis when the (dilated) kernel is larger than the padded input.
 
+    >>> from cnnfast.ops import conv2d_output_shape
     >>> conv2d_output_shape((None, 28, 28, 1), (3, 3, 1, 32))
     (None, 26, 26, 32)
     """
@@ -500,7 +501,8 @@ def correlate2d(image, kernel, mode="valid"):
     ``out[r, c] = sum_{i, j} image[r + i - p, c + j - q] * kernel[i, j]`` with zeros outside the
     image, where ``mode`` sets the output size and the offsets ``p, q``:
 
-    * ``'valid'`` (default): only positions where the kernel fits inside the image,
+    * ``'valid'`` (the default, what a CNN layer does; note SciPy's default is ``'full'``): only
+      positions where the kernel fits inside the image,
       ``(H - kh + 1, W - kw + 1)``. If the kernel is larger than the image in every axis the two
       are swapped (the result is then flipped), as SciPy does.
     * ``'same'``: the image's size, centred like SciPy (``p = (kh - 1) // 2``).
@@ -535,10 +537,10 @@ def convolve2d(image, kernel, mode="valid"):
     >>> from cnnfast.ops import convolve2d
     >>> image = np.arange(16.0).reshape(4, 4)
     >>> convolve2d(image, np.ones((3, 3)) / 9, mode="same").round(2)
-    array([[1.11, 2.  , 2.67, 2.  ],
-           [3.  , 5.  , 6.  , 4.33],
-           [5.67, 9.  , 10.  , 7.  ],
-           [4.67, 7.33, 8.  , 5.78]], dtype=float32)
+    array([[ 1.11,  2.  ,  2.67,  2.  ],
+           [ 3.  ,  5.  ,  6.  ,  4.33],
+           [ 5.67,  9.  , 10.  ,  7.  ],
+           [ 4.67,  7.33,  8.  ,  5.56]], dtype=float32)
     """
     op = "convolve2d"
     image, kernel, mode = _correlate_setup(image, kernel, mode, op)
