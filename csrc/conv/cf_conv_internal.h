@@ -57,6 +57,45 @@ typedef struct {
     int offs;                       /* 1: accumulator rows are (tap, ci) pairs (small cig) */
 } cf_conv_bwf;
 
+/* Winograd F(2x2, 3x3) forward problem (also backward-data, on dy with flipped weights):
+ * output tile (ty, tx) covers output pixels [2ty, 2ty+2) x [2tx, 2tx+2) and reads the 4x4 input
+ * tile at rows 2ty - pt + [0, 4), cols 2tx - pl + [0, 4), zeros outside. Per block of tiles:
+ * V[16][T][cp] = B^T d B, M[16][T][kp] = V . U (16 GEMMs), y = A^T M A (+ bias, ReLU). */
+typedef struct {
+    const float *x;                 /* input (n, h, w, c) */
+    int64_t h, w, c;
+    float *y;                       /* output (n, ho, wo, k) */
+    int64_t ho, wo, k;
+    int64_t pt, pl;                 /* tile origin offsets (may be negative) */
+    int64_t nty, ntx;               /* tiles per column / row */
+    int64_t rows_per_block;         /* tile rows per work item */
+    const float *u;                 /* transformed weights [16][nblocks][c][NB] */
+    int64_t u_sxi, u_sb;            /* strides (floats): per transform point, per block */
+    const float *bias;              /* (k,) or NULL */
+    int relu;
+    int nv;                         /* NB = nv * VLEN */
+    int64_t cp, kp;                 /* c rounded up to VLEN, k rounded up to NB */
+} cf_wino_fwd;
+
+/* Winograd F(3x3, 2x2) backward-filter: for each 2x2 dy tile and the 4x4 x tile under it,
+ * P[16][c][kp] += (B^T x B)^T (A dy A^T), summed over tiles; dW = G^T P G afterwards. */
+typedef struct {
+    const float *x;                 /* input (n, h, w, c) */
+    int64_t h, w, c;
+    const float *dy;                /* output gradient (n, ho, wo, k) */
+    int64_t ho, wo, k;
+    int64_t pt, pl;
+    int64_t nty, ntx;
+    int64_t rows_per_block;
+    int nv;
+    int64_t cp, kp;
+} cf_wino_bwf;
+
+/* Floats of the per-thread Winograd workspace: V, M (or D), an edge tile and a zero pixel. */
+static inline int64_t cf_wino_ws_floats(int64_t tiles, int64_t cp, int64_t kp) {
+    return 16 * tiles * cp + 16 * tiles * kp + 16 * cp + kp + 64;
+}
+
 typedef struct {
     int vlen;                       /* floats per vector */
     int max_rows[5];                /* register-tile rows for nv = 1, 2, 4 (index nv) */
@@ -76,6 +115,11 @@ typedef struct {
     /* Depthwise backward-filter over rows [begin, end) of n*ho into private [kh*kw][cout], [cout]. */
     void (*dw_bwf_rows)(const cf_conv2d_params *p, const float *x, const float *dy, float *dw_priv,
                         float *db_priv, int64_t begin, int64_t end);
+    /* Winograd forward over work items [begin, end) of n * ceil(nty / rows_per_block). */
+    void (*wino_fwd_items)(const cf_wino_fwd *p, int64_t begin, int64_t end, float *ws);
+    /* Winograd backward-filter over work items [begin, end): accumulates P (16*c*kp) and db (kp). */
+    void (*wino_bwf_items)(const cf_wino_bwf *p, int64_t begin, int64_t end, float *P, float *db,
+                           float *ws);
     /* Single-image correlation over output rows [begin, end). */
     void (*correlate_rows)(const float *image, int64_t h, int64_t w, const float *kernel, int64_t kh,
                            int64_t kw, int64_t pt, int64_t pl, float *out, int64_t wo,
