@@ -139,6 +139,24 @@ def test_every_input_channel_count(cin, isa, rng):
     close(db, edb)
 
 
+@pytest.mark.parametrize("cout", [1, 2, 3, 4])
+@pytest.mark.parametrize("cin", [8, 17, 64])
+def test_few_output_channels(cin, cout, isa, rng):
+    """The vectors-along-channels tile: forward to 1-4 channels, backward-data to a 1-4 channel
+    input, and a DCGAN-style Conv2DTranspose to an RGB image."""
+    x, w, b = rand(rng, 2, 9, 12, cin), rand(rng, 3, 4, cin, cout), rand(rng, cout)
+    pads = ref.pads_for("same", x.shape, w.shape, (2, 1), (1, 1))
+    close(ops.conv2d(x, w, b, strides=(2, 1), padding="same", activation="relu"),
+          ref.conv2d(x, w, b, (2, 1), pads, relu=True))
+    x2, w2 = rand(rng, 2, 9, 12, cout), rand(rng, 3, 3, cout, cin)
+    dy = rand(rng, 2, 7, 10, cin)
+    dx, _, _ = ops.conv2d_backward(dy, x2, w2, need_bias_grad=False)
+    close(dx, ref.conv2d_backward(dy, x2, w2)[0])
+    xt, wt, bt = rand(rng, 2, 4, 5, cin), rand(rng, 5, 5, cout, cin), rand(rng, cout)
+    close(ops.conv2d_transpose(xt, wt, bt, strides=2, padding="same"),
+          ref.conv2d_transpose(xt, wt, bt, (2, 2), "same"))
+
+
 @pytest.mark.parametrize("width", range(1, 33))
 def test_every_row_width(width, rng):
     """Every register-tile height (balanced row tiles of 1..16 pixels) on every ISA path."""

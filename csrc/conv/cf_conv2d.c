@@ -89,6 +89,9 @@ static int choose_nv(int64_t nout, const cf_conv_kernels *K) {
     return 2;
 }
 
+/* Few output channels and a real reduction: the vectors-along-k tile (see the kernels). */
+static int use_dot(int64_t nout, int64_t k) { return nout >= 1 && nout <= 4 && k >= 8; }
+
 static int threads_for_work(int64_t items, double flops) {
     if (flops < CF_CONV_SERIAL_FLOPS) return 1;
     return cf_threads_for(items);
@@ -105,7 +108,8 @@ static cf_status run_gather(const cf_conv_kernels *K, const cf_conv_gather *prob
     int64_t total = 0, tb_floats = 1;
     for (int64_t q = 0; q < nprob; q++) {
         total += n * probs[q].y_rows;
-        const int64_t f = cf_conv_tilebuf_floats(&probs[q], K->max_rows[probs[q].nv]);
+        const int rmax = probs[q].dot ? K->dot_rows[probs[q].nout] : K->max_rows[probs[q].nv];
+        const int64_t f = cf_conv_tilebuf_floats(&probs[q], rmax);
         if (f > tb_floats) tb_floats = f;
     }
     if (total == 0) return CF_OK;
@@ -353,14 +357,27 @@ cf_status cf_conv2d_fwd(const cf_conv2d_params *p, const float *x, const float *
                             p->pad_left, w, p->c, p->cout, 0, bias, relu, conv_flops(p));
 
     const int64_t G = p->groups, cig = p->c / G, cog = p->cout / G;
+    const int dot = use_dot(cog, cig);
     const int nv = choose_nv(cog, K);
-    const int64_t NB = (int64_t)nv * K->vlen, nblocks = (cog + NB - 1) / NB;
-    const int64_t w_sj = cig * NB, w_si = p->kw * w_sj, w_sb = p->kh * w_si, w_sg = nblocks * w_sb;
+    const int64_t NB = dot ? cog : (int64_t)nv * K->vlen, nblocks = (cog + NB - 1) / NB;
+    const int64_t kp = dot ? CF_ROUND_UP(cig, K->vlen) : cig;   /* packed channel row */
+    const int64_t w_sj = kp * NB, w_si = p->kw * w_sj, w_sb = p->kh * w_si, w_sg = nblocks * w_sb;
     const int64_t wfloats = G * w_sg, bfloats = bias ? G * nblocks * NB : 0;
     float *packed = (float *)cf_workspace(0, (size_t)(wfloats + bfloats) * sizeof(float));
     cf_conv_gather *probs = (cf_conv_gather *)cf_workspace(2, (size_t)G * sizeof(cf_conv_gather));
     if (packed == NULL || probs == NULL) return CF_ERR_NOMEM;
 
+    if (dot) {
+        /* Pack W[i][j][ci][g*cog + o] into [g][i][j][o][kp], zero past cig. */
+        memset(packed, 0, (size_t)wfloats * sizeof(float));
+        for (int64_t g = 0; g < G; g++)
+            for (int64_t i = 0; i < p->kh; i++)
+                for (int64_t j = 0; j < p->kw; j++)
+                    for (int64_t ci = 0; ci < cig; ci++)
+                        for (int64_t o = 0; o < cog; o++)
+                            packed[g * w_sg + i * w_si + j * w_sj + o * kp + ci] =
+                                w[((i * p->kw + j) * cig + ci) * p->cout + g * cog + o];
+    } else
     /* Pack W[i][j][ci][g*cog + o] into [g][block][i][j][ci][NB], zero past cog. */
     for (int64_t g = 0; g < G; g++)
         for (int64_t b = 0; b < nblocks; b++)
@@ -413,6 +430,8 @@ cf_status cf_conv2d_fwd(const cf_conv2d_params *p, const float *x, const float *
         q->bias = pbias ? pbias + g * nblocks * NB : NULL;
         q->relu = relu;
         q->nv = nv;
+        q->dot = dot;
+        q->w_so = kp;
     }
     return run_gather(K, probs, G, p->n, conv_flops(p));
 }
@@ -480,15 +499,29 @@ static cf_status bwd_data_impl(const cf_conv2d_params *p, const float *dy, const
 
     const int64_t G = p->groups, cig = p->c / G, cog = p->cout / G;
     const int64_t sh = p->stride_h, sw = p->stride_w;
+    const int dot = use_dot(cig, cog);
     const int nv = choose_nv(cig, K);
-    const int64_t NB = (int64_t)nv * K->vlen, nblocks = (cig + NB - 1) / NB;
-    const int64_t w_sj = cog * NB, w_si = p->kw * w_sj, w_sb = p->kh * w_si, w_sg = nblocks * w_sb;
+    const int64_t NB = dot ? cig : (int64_t)nv * K->vlen, nblocks = (cig + NB - 1) / NB;
+    const int64_t kp = dot ? CF_ROUND_UP(cog, K->vlen) : cog;
+    const int64_t w_sj = kp * NB, w_si = p->kw * w_sj, w_sb = p->kh * w_si, w_sg = nblocks * w_sb;
     const int64_t nprob = G * sh * sw;
     const int64_t wfloats = G * w_sg, bfloats = bias ? G * nblocks * NB : 0;
     float *packed = (float *)cf_workspace(0, (size_t)(wfloats + bfloats) * sizeof(float));
     cf_conv_gather *probs = (cf_conv_gather *)cf_workspace(2, (size_t)nprob * sizeof(cf_conv_gather));
     if (packed == NULL || probs == NULL) return CF_ERR_NOMEM;
 
+    if (dot) {
+        /* [g][i'][j'][ci][kp] = w[kh-1-i'][kw-1-j'][ci][g*cog + co], zero past cog. */
+        memset(packed, 0, (size_t)(G * w_sg) * sizeof(float));
+        for (int64_t g = 0; g < G; g++)
+            for (int64_t i2 = 0; i2 < p->kh; i2++)
+                for (int64_t j2 = 0; j2 < p->kw; j2++)
+                    for (int64_t ci = 0; ci < cig; ci++)
+                        memcpy(packed + g * w_sg + i2 * w_si + j2 * w_sj + ci * kp,
+                               w + (((p->kh - 1 - i2) * p->kw + (p->kw - 1 - j2)) * cig + ci) * p->cout +
+                                   g * cog,
+                               (size_t)cog * sizeof(float));
+    } else
     /* Pack the transposed, flipped weights: [g][block of ci][i'][j'][co][NB] with
      * i' = kh-1-i, j' = kw-1-j, lane = ci within the block. */
     for (int64_t g = 0; g < G; g++)
@@ -562,6 +595,8 @@ static cf_status bwd_data_impl(const cf_conv2d_params *p, const float *dy, const
                 pr->bias = pbias ? pbias + g * nblocks * NB : NULL;
                 pr->relu = relu;
                 pr->nv = nv;
+                pr->dot = dot;
+                pr->w_so = kp;
                 if (p->ho == 0 || p->wo == 0 || cog == 0) pr->nti = pr->ntj = 0;  /* bias only */
             }
     return run_gather(K, probs, nprob, p->n, conv_flops(p));

@@ -24,6 +24,12 @@ typedef __mmask16 mask_t;
 #define vmax0(v) _mm512_max_ps((v), _mm512_setzero_ps())
 #define vmask(n) ((__mmask16)((1u << (n)) - 1u))
 
+#define vhsum(v) _mm512_reduce_add_ps(v)
+
+#define DMAX1 16
+#define DMAX2 12
+#define DMAX3 8
+#define DMAX4 6
 #define RMAX1 16
 #define RMAX2 14
 #define RMAX4 6

@@ -38,6 +38,8 @@ typedef struct {
     const float *bias;              /* packed bias (blocks * NB floats) or NULL */
     int relu;                       /* fuse max(0, .) */
     int nv;                         /* vectors per block: 1, 2 or 4 */
+    int dot;                        /* nout <= 4: vectors along k, weights [tap][o][w_so] */
+    int64_t w_so;                   /* dot: packed stride between output channels (k padded) */
 } cf_conv_gather;
 
 /* Backward-filter problem for one group: dW[i, j, ci, o] += sum_{n, r, c} X[n, r*sh - pt + i*dh,
@@ -99,6 +101,7 @@ static inline int64_t cf_wino_ws_floats(int64_t tiles, int64_t cp, int64_t kp) {
 typedef struct {
     int vlen;                       /* floats per vector */
     int max_rows[5];                /* register-tile rows for nv = 1, 2, 4 (index nv) */
+    int dot_rows[5];                /* few-output tile rows for nout = 1..4 */
     /* Forward-style gather over flattened rows [begin, end) of n * y_rows. tilebuf holds at least
      * cf_conv_tilebuf_floats() floats. */
     void (*gather_rows)(const cf_conv_gather *g, int64_t begin, int64_t end, float *tilebuf);
@@ -140,6 +143,7 @@ static inline int64_t cf_tile_count(int64_t cols, int64_t rmax) { return (cols +
 
 /* Floats of the per-thread tile buffer the gather kernels need for problem g with tile rows rmax. */
 static inline int64_t cf_conv_tilebuf_floats(const cf_conv_gather *g, int64_t rmax) {
+    /* rmax is the largest tile the problem can use (dot or NB tiles) */
     int64_t width = (rmax - 1) * g->ac + (g->ntj > 0 ? (g->ntj - 1) * g->aj : 0) + 1;
     return (g->nti > 0 ? g->nti : 1) * width * (g->k > 0 ? g->k : 1);
 }
