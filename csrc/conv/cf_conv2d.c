@@ -148,10 +148,11 @@ static cf_status run_gather(const cf_conv_kernels *K, const cf_conv_gather *prob
 /* ------------------------------------------------------------------------------------------ */
 
 /* U[xi][block][ci][NB] = (G g G^T)[xi] for the problem's input channel ci and output channel ko,
- * G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]. g is w[i][j][ci][ko] (forward), or for backward-data
- * (flip_t) the flipped, transposed w[2-i][2-j][ko][ci]. w is HWIO with wc input, wk output
+ * G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]. g is w[i][j][ci][ko] (mode 0, forward), the flipped,
+ * transposed w[2-i][2-j][ko][ci] (mode 1, backward-data as a forward problem) or the transposed
+ * w[i][j][ko][ci] (mode 2, backward-data by transposition). w is HWIO with wc input, wk output
  * channels. */
-static void wino_weights(const float *w, int64_t wc, int64_t wk, int flip_t, int64_t c, int64_t k,
+static void wino_weights(const float *w, int64_t wc, int64_t wk, int mode, int64_t c, int64_t k,
                          int64_t NB, float *U) {
     const int64_t nblocks = (k + NB - 1) / NB, u_sb = c * NB, u_sxi = nblocks * u_sb;
     memset(U, 0, (size_t)(16 * u_sxi) * sizeof(float));
@@ -160,8 +161,9 @@ static void wino_weights(const float *w, int64_t wc, int64_t wk, int flip_t, int
             float g[3][3], t[4][3];
             for (int i = 0; i < 3; i++)
                 for (int j = 0; j < 3; j++)
-                    g[i][j] = flip_t ? w[(((2 - i) * 3 + (2 - j)) * wc + ko) * wk + ci]
-                                     : w[((i * 3 + j) * wc + ci) * wk + ko];
+                    g[i][j] = mode == 0   ? w[((i * 3 + j) * wc + ci) * wk + ko]
+                              : mode == 1 ? w[(((2 - i) * 3 + (2 - j)) * wc + ko) * wk + ci]
+                                          : w[((i * 3 + j) * wc + ko) * wk + ci];
             for (int j = 0; j < 3; j++) {
                 t[0][j] = g[0][j];
                 t[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
@@ -228,6 +230,59 @@ static cf_status wino_forward(const cf_conv_kernels *K, int64_t n, const float *
             failed = 1;
         } else {
             K->wino_fwd_items(&q, rg.begin, rg.end, ws);
+        }
+        CF_FTZ_END;
+    }
+    return failed ? CF_ERR_NOMEM : CF_OK;
+}
+
+/* Winograd backward-data by transposition; one image per work item. */
+static cf_status wino_bwd_data(const cf_conv_kernels *K, const cf_conv2d_params *p, const float *dy,
+                               const float *w, const float *bias, int relu, float *dx, int nt) {
+    cf_wino_bwd q;
+    memset(&q, 0, sizeof q);
+    const int64_t c = p->c, k = p->cout;
+    q.nv = choose_nv(c, K);
+    const int64_t NB = (int64_t)q.nv * K->vlen, nblocks = (c + NB - 1) / NB;
+    q.dy = dy;
+    q.ho = p->ho;
+    q.wo = p->wo;
+    q.k = k;
+    q.dx = dx;
+    q.h = p->h;
+    q.w = p->w;
+    q.c = c;
+    q.pt = p->pad_top;
+    q.pl = p->pad_left;
+    q.nty = (p->ho + 1) / 2;
+    q.ntx = (p->wo + 1) / 2;
+    q.rows_per_block = CF_MAX(1, CF_MIN(q.nty, CF_WINO_FWD_TILES / q.ntx));
+    q.u_sb = k * NB;
+    q.u_sxi = nblocks * q.u_sb;
+    q.bias = bias;
+    q.relu = relu;
+    q.kp = CF_ROUND_UP(k, K->vlen);
+    q.cpp = nblocks * NB;
+    float *U = (float *)cf_workspace(0, (size_t)(16 * q.u_sxi) * sizeof(float));
+    if (U == NULL) return CF_ERR_NOMEM;
+    wino_weights(w, c, k, 2, k, c, NB, U);
+    q.u = U;
+    const int64_t ws_floats = 16 * q.rows_per_block * q.ntx * (q.kp + q.cpp) + q.kp + 64;
+    int failed = 0;
+#ifdef CNNFAST_HAVE_OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+    {
+        CF_FTZ_BEGIN;
+        const cf_range rg = cf_split(p->n, cf_thread_id(), cf_thread_count());
+        float *ws = (float *)cf_workspace(1, (size_t)ws_floats * sizeof(float));
+        if (ws == NULL) {
+#ifdef CNNFAST_HAVE_OPENMP
+#pragma omp atomic write
+#endif
+            failed = 1;
+        } else {
+            K->wino_bwd_data_items(&q, rg.begin, rg.end, ws);
         }
         CF_FTZ_END;
     }
@@ -492,10 +547,18 @@ static cf_status bwd_data_impl(const cf_conv2d_params *p, const float *dy, const
         return depthwise_bwd_data(K, p, dy, w, dx);
     }
     if (p->algo == CF_CONV_ALGO_DEPTHWISE) return CF_ERR_ARGUMENT;
-    if (use_winograd(p) && p->ho > 0 && p->wo > 0 && p->cout > 0)
+    if (use_winograd(p) && p->ho > 0 && p->wo > 0 && p->cout > 0) {
+        /* By transposition when every thread gets whole images: it computes only the dy tiles
+         * (ho x wo), where the forward-style form pays for the "full" padding ring around them. */
+        const int nt = threads_for_work(p->n, conv_flops(p));
+        const int64_t gather_tiles = ((p->h + 1) / 2) * ((p->w + 1) / 2);
+        const int64_t scatter_tiles = ((p->ho + 1) / 2) * ((p->wo + 1) / 2);
+        if (p->n >= nt && scatter_tiles < gather_tiles)
+            return wino_bwd_data(K, p, dy, w, bias, relu, dx, nt);
         return wino_forward(K, p->n, dy, p->ho, p->wo, p->cout, dx, p->h, p->w, p->c,
                             2 - p->pad_top, 2 - p->pad_left, w, p->c, p->cout, 1, bias, relu,
                             conv_flops(p));
+    }
 
     const int64_t G = p->groups, cig = p->c / G, cog = p->cout / G;
     const int64_t sh = p->stride_h, sw = p->stride_w;

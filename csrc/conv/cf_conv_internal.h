@@ -93,6 +93,23 @@ typedef struct {
     int64_t cp, kp;
 } cf_wino_bwf;
 
+/* Winograd backward-data by transposition (forward tiles of dy, scattered onto dx). */
+typedef struct {
+    const float *dy;                /* output gradient (n, ho, wo, k) */
+    int64_t ho, wo, k;
+    float *dx;                      /* input gradient (n, h, w, c), overwritten */
+    int64_t h, w, c;
+    int64_t pt, pl;                 /* forward padding: dy tile (ty, tx) maps to dx rows 2ty - pt + [0, 4) */
+    int64_t nty, ntx;               /* dy tiles */
+    int64_t rows_per_block;
+    const float *u;                 /* transformed weights, transposed: [16][c blocks][k][NB] */
+    int64_t u_sxi, u_sb;
+    const float *bias;              /* (c,) or NULL, added at the end (conv2d_transpose) */
+    int relu;
+    int nv;                         /* NB = nv * VLEN over c */
+    int64_t kp, cpp;                /* k rounded up to VLEN, c rounded up to NB */
+} cf_wino_bwd;
+
 /* Floats of the per-thread Winograd workspace: V, M (or D), an edge tile and a zero pixel. */
 static inline int64_t cf_wino_ws_floats(int64_t tiles, int64_t cp, int64_t kp) {
     return 16 * tiles * cp + 16 * tiles * kp + 16 * cp + kp + 64;
@@ -123,6 +140,8 @@ typedef struct {
     /* Winograd backward-filter over work items [begin, end): accumulates P (16*c*kp) and db (kp). */
     void (*wino_bwf_items)(const cf_wino_bwf *p, int64_t begin, int64_t end, float *P, float *db,
                            float *ws);
+    /* Winograd backward-data over images [begin, end). */
+    void (*wino_bwd_data_items)(const cf_wino_bwd *p, int64_t begin, int64_t end, float *ws);
     /* Single-image correlation over output rows [begin, end). */
     void (*correlate_rows)(const float *image, int64_t h, int64_t w, const float *kernel, int64_t kh,
                            int64_t kw, int64_t pt, int64_t pl, float *out, int64_t wo,
