@@ -11,7 +11,6 @@
  * Anything else falls back to a scalar gather. Baseline x86-64 code (SSE2), called by every
  * ISA path; single-threaded (each GEMM thread packs its own blocks).
  */
-#include <string.h>
 #include "cnnfast/gemm.h"
 
 #if defined(__SSE2__)
@@ -59,9 +58,11 @@ void cf_sgemm_pack_strided(const void *ctx, int64_t x0, int64_t k0, int64_t nx, 
         const int64_t w = nx - p0 < r ? nx - p0 : r;
         const float *src = m->data + (x0 + p0) * sx + k0 * sk;
         if (sx == 1) {
-            for (int64_t k = 0; k < nk; ++k) {
-                memcpy(dst + k * r, src + k * sk, (size_t)w * sizeof(float));
-                for (int64_t z = w; z < r; ++z) dst[k * r + z] = 0.0f;
+            for (int64_t k = 0; k < nk; ++k) {  /* short rows: a loop beats a memcpy call */
+                const float *s = src + k * sk;
+                float *d = dst + k * r;
+                for (int64_t q = 0; q < w; ++q) d[q] = s[q];
+                for (int64_t z = w; z < r; ++z) d[z] = 0.0f;
             }
         } else if (sk == 1) {
             pack_panel_kcontig(src, sx, w, nk, r, dst);

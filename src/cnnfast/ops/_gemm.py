@@ -30,6 +30,8 @@ def _as_flag(value, name: str) -> bool:
 
 def _operand(x, name: str, trans: bool) -> tuple[np.ndarray, bool]:
     """``x`` as C-contiguous float32 plus its transpose flag; F-ordered input flips the flag."""
+    if type(x) is np.ndarray and x.dtype == np.float32 and x.ndim == 2 and x.flags.c_contiguous:
+        return x, trans  # the common case, checked cheaply: a dense layer calls this per batch
     arr = np.asarray(x)
     if arr.ndim == 2 and not arr.flags.c_contiguous and arr.flags.f_contiguous:
         return _checks.as_float32(arr.T, _OP, name, ndim=2), not trans
@@ -84,7 +86,10 @@ def matmul(a, b, *, trans_a=False, trans_b=False, bias=None, activation=None, ou
                              f"got {bias.shape}")
     if accumulate and out is None:
         raise ValueError(f"{_OP}: accumulate=True adds into out, so out is required")
-    out = _checks.check_out(out, (M, N), _OP, inputs=(a, b, bias))
+    if out is None:
+        out = np.empty((M, N), dtype=np.float32)  # sizes come from existing arrays: no overflow
+    else:
+        out = _checks.check_out(out, (M, N), _OP, inputs=(a, b, bias))
     if out.size == 0:
         return out
     _kernels.sgemm(trans_a, trans_b, 1.0, a, b, 1.0 if accumulate else 0.0, out, bias, act == "relu")
