@@ -71,13 +71,17 @@ def matmul(a, b, *, trans_a=False, trans_b=False, bias=None, activation=None, ou
     trans_b = _as_flag(trans_b, "trans_b")
     accumulate = _as_flag(accumulate, "accumulate")
     act = "linear" if activation is None else _checks.check_choice(activation, _ACTIVATIONS, _OP, "activation")
+    user_ta, user_tb = trans_a, trans_b
     a, trans_a = _operand(a, "a", trans_a)
     b, trans_b = _operand(b, "b", trans_b)
     M, K = (a.shape[1], a.shape[0]) if trans_a else a.shape
     Kb, N = (b.shape[1], b.shape[0]) if trans_b else b.shape
     if K != Kb:
-        sa = f"a.T {a.shape[::-1]}" if trans_a else f"a {a.shape}"
-        sb = f"b.T {b.shape[::-1]}" if trans_b else f"b {b.shape}"
+        # describe the arrays as the caller passed them (before a transposed view was flipped)
+        shape_a = a.shape if trans_a == user_ta else a.shape[::-1]
+        shape_b = b.shape if trans_b == user_tb else b.shape[::-1]
+        sa = f"a.T with a {shape_a}" if user_ta else f"a {shape_a}"
+        sb = f"b.T with b {shape_b}" if user_tb else f"b {shape_b}"
         raise ValueError(f"{_OP}: inner dimensions differ: {sa} @ {sb} needs {K} == {Kb}")
     if bias is not None:
         bias = _checks.as_float32(bias, _OP, "bias", ndim=1)

@@ -1,0 +1,29 @@
+/*
+ * cf_conv2d__avx2.c — the convolution kernels for AVX2 + FMA: 8-float YMM vectors.
+ *
+ * Register tiles (16 YMM): 12 x 8 (NV = 1), 6 x 16 (NV = 2, 12 accumulators + 2 weight vectors
+ * + 1 broadcast, the BLIS haswell shape) and 3 x 32 (NV = 4). Channel tails use vmaskmov. The
+ * kernels are in cf_conv2d_kernels.inc; this file supplies the vector vocabulary.
+ */
+#include <immintrin.h>
+#include "runtime/cf_internal.h"
+#include "cf_conv_internal.h"
+
+typedef __m256 vec_t;
+typedef __m256i mask_t;
+#define VLEN 8
+#define vzero() _mm256_setzero_ps()
+#define vset1(x) _mm256_set1_ps(x)
+#define vload(p) _mm256_loadu_ps(p)
+#define vstore(p, v) _mm256_storeu_ps((p), (v))
+#define vload_m(p, m) _mm256_maskload_ps((p), (m))
+#define vstore_m(p, m, v) _mm256_maskstore_ps((p), (m), (v))
+#define vfma(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#define vmax0(v) _mm256_max_ps((v), _mm256_setzero_ps())
+#define vmask(n) _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+
+#define RMAX1 12
+#define RMAX2 6
+#define RMAX4 3
+#define CF_CONV_TABLE cf_conv_kernels_avx2
+#include "cf_conv2d_kernels.inc"
