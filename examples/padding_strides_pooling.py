@@ -17,26 +17,26 @@ import numpy as np
 
 from cnnfast import layers, models
 
-VARIANTS = [
-    ("valid, stride 1", [layers.Conv2D(32, 3)]),
-    ("same, stride 1", [layers.Conv2D(32, 3, padding="same")]),
-    ("valid, stride 2", [layers.Conv2D(32, 3, strides=2)]),
-    ("same, stride 2", [layers.Conv2D(32, 3, strides=2, padding="same")]),
-    ("valid + MaxPooling2D(2)", [layers.Conv2D(32, 3), layers.MaxPooling2D(2)]),
-    ("valid + AveragePooling2D(2)", [layers.Conv2D(32, 3), layers.AveragePooling2D(2)]),
+VARIANTS = [  # (title, model name, the layers before Flatten)
+    ("valid, stride 1", "valid_s1", [layers.Conv2D(32, 3)]),
+    ("same, stride 1", "same_s1", [layers.Conv2D(32, 3, padding="same")]),
+    ("valid, stride 2", "valid_s2", [layers.Conv2D(32, 3, strides=2)]),
+    ("same, stride 2", "same_s2", [layers.Conv2D(32, 3, strides=2, padding="same")]),
+    ("valid + MaxPooling2D(2)", "valid_maxpool", [layers.Conv2D(32, 3), layers.MaxPooling2D(2)]),
+    ("valid + AveragePooling2D(2)", "valid_avgpool", [layers.Conv2D(32, 3), layers.AveragePooling2D(2)]),
 ]
 
 
-def build(feature_layers):
+def build(feature_layers, name):
     return models.Sequential([layers.Input(shape=(28, 28, 1)), *feature_layers,
-                              layers.Flatten(), layers.Dense(10, activation="softmax")])
+                              layers.Flatten(), layers.Dense(10, activation="softmax")], name=name)
 
 
 def main() -> int:
     rows = []
     probe = np.zeros((1, 28, 28, 1), np.float32)
-    for title, feature_layers in VARIANTS:
-        model = build(feature_layers)
+    for title, name, feature_layers in VARIANTS:
+        model = build(feature_layers, name)
         print(f"\n=== {title}")
         model.summary()
         # the feature map shape, measured on a real forward pass through the layers before Flatten

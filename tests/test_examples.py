@@ -97,12 +97,13 @@ def test_training_curves(tmp_path):
 
 def test_training_curves_without_matplotlib(tmp_path):
     """Hide matplotlib (a None entry in sys.modules makes its import fail) and check the skip path."""
-    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['matplotlib'] = None\n")
-    env_path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
     png = tmp_path / "none.png"
-    proc = subprocess.run([sys.executable, str(EXAMPLES / "training_curves.py"), "--epochs", "1",
-                           "--output", str(png)], capture_output=True, text=True, cwd=tmp_path, timeout=300,
-                          env=dict(os.environ, PYTHONPATH=env_path, CNNFAST_NUM_THREADS="2"))
+    script = EXAMPLES / "training_curves.py"
+    code = (f"import runpy, sys; sys.modules['matplotlib'] = None; "
+            f"sys.argv = [{str(script)!r}, '--epochs', '1', '--output', {str(png)!r}]; "
+            f"runpy.run_path({str(script)!r}, run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=300, env=dict(os.environ, CNNFAST_NUM_THREADS="2"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "matplotlib is not installed: skipping the plot" in proc.stdout and not png.exists()
 
