@@ -5,7 +5,8 @@ the current directory and its parents), that script runs in a subprocess and its
 returned. Otherwise a small built-in table is measured here: each case is timed after one
 warm-up call, in repeats long enough to be above timer noise, and the median is reported, with
 GFLOP/s where the flop count is well defined, next to NumPy and PyTorch (when installed) on the
-same inputs and the same thread count.
+same inputs and the same thread count (the table runs in a child process whose environment
+limits NumPy's BLAS to that thread count too).
 """
 from __future__ import annotations
 
@@ -174,7 +175,8 @@ def builtin_table(threads: int, repeats: int, out=None) -> int:
     print(f"cnnfast {cnnfast.__version__} built-in benchmark: SIMD {cnnfast.get_isa()}, {threads} thread(s), "
           f"median of {repeats} repeats" + ("" if torch else "; PyTorch not installed"), file=out)
     load = f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; " if hasattr(os, "getloadavg") else ""
-    print(f"{load}NumPy {np.__version__} uses its own BLAS threads"
+    blas = os.environ.get("OPENBLAS_NUM_THREADS")
+    print(f"{load}NumPy {np.__version__} " + (f"BLAS limited to {blas} thread(s)" if blas else "uses its own BLAS threads")
           + (f"; PyTorch {torch.__version__} set to {threads} thread(s)" if torch else ""), file=out)
     header = f"{'case':<38} {'cnnfast ms':>10} {'GFLOP/s':>8} {'NumPy ms':>9} {'PyTorch ms':>10} {'vs PyTorch':>10}"
     print(header, file=out)
@@ -200,10 +202,14 @@ def run(args) -> int:
     if extra[:1] == ["--"]:
         extra = extra[1:]
     script = None if args.builtin else find_compare_script(args.source)
+    # every library on the same number of threads: the BLAS behind NumPy only reads these at start-up
+    env = dict(os.environ, CNNFAST_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
+               OPENBLAS_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     if script is None:
         if extra:
             raise UsageError(f"arguments {' '.join(extra)!r} are for benchmarks/compare.py, which was not found")
-        return builtin_table(threads, args.repeats)
-    env = dict(os.environ, CNNFAST_NUM_THREADS=str(threads))
+        code = f"import sys; from cnnfast.cli.bench import builtin_table; sys.exit(builtin_table({threads}, {args.repeats}))"
+        sys.stdout.flush()
+        return subprocess.call([sys.executable, "-c", code], env=env)
     print(f"Running {script} ...", flush=True)
     return subprocess.call([sys.executable, str(script), *extra], cwd=str(script.parent.parent), env=env)

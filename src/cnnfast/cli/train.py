@@ -107,7 +107,7 @@ def run(args) -> int:
 
     per_epoch = statistics.median(timer.times) if timer.times else total / epochs
     print(f"Test accuracy: {test_accuracy:.4f}  (test loss {test_loss:.4f}, {len(x_test):,} images)")
-    print(f"Time per epoch: {per_epoch:.2f} s (median of {epochs}; {total:.1f} s in total), "
+    print(f"Time per epoch: {per_epoch:.2f} s (median of {epochs}, validation included; {total:.1f} s in total), "
           f"{n_fit / per_epoch:,.0f} training samples/s")
     if args.save:
         model.save(args.save)
