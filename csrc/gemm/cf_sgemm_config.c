@@ -28,17 +28,8 @@ static const cf_sgemm_config configs[CF_ISA_COUNT] = {
                        "cf_sgemm_ukr_14x32__avx512"},
 };
 
-#include <stdlib.h>
-#include <stdio.h>
-static cf_sgemm_config tuned;
 const cf_sgemm_config *cf_sgemm_config_for(cf_isa isa) {
     if ((int)isa < 0 || (int)isa >= CF_ISA_COUNT) isa = CF_ISA_GENERIC;
-    const char *t = getenv("CF_TUNE");
-    if (t && isa == CF_ISA_AVX512) {
-        tuned = configs[isa];
-        sscanf(t, "%ld,%ld,%ld,%ld,%ld", &tuned.mc, &tuned.kc, &tuned.nc, &tuned.pack_a_min_n, &tuned.pack_b_min_m);
-        return &tuned;
-    }
     return &configs[isa];
 }
 
