@@ -57,11 +57,13 @@ ALWAYS_INLINE void store_vec(float *c, __m512 acc, __mmask16 mask, __m512 valpha
                                bias ? bias + 16 : NULL, relu);                            \
     }
 
-/* v = max(floor, acc + bias (+ C)) on one full vector; max(floor, NaN) = NaN. */
+/* v = max(floor, (acc (+ C)) + bias) on one full vector, in the order of store_vec (so every
+ * tile rounds alike); max(floor, NaN) = NaN. */
 #define FAST_VEC(ptr, acc, bias, acc_c)                                                  \
     {                                                                                     \
-        __m512 v_ = _mm512_add_ps(acc, bias);                                            \
+        __m512 v_ = acc;                                                                  \
         if (acc_c) v_ = _mm512_add_ps(v_, _mm512_loadu_ps(ptr));                         \
+        v_ = _mm512_add_ps(v_, bias);                                                     \
         _mm512_storeu_ps(ptr, _mm512_max_ps(floor, v_));                                 \
     }
 #define FAST_ROW(i, acc_c)                                                                \
