@@ -207,6 +207,18 @@ def test_bit_identical_across_runs_and_thread_counts(isa, rng):
             np.testing.assert_array_equal(r, results[0])
 
 
+def test_result_does_not_depend_on_tiling(isa, rng):
+    """An element depends only on its row of A, its column of B and K, not on where the tile and
+    thread boundaries fall: sub-blocks computed alone are bit-identical to the full result."""
+    M, K, N = 301, 700, 290
+    a, b = operands(rng, M, K, N)
+    bias = rand(rng, N)
+    full = matmul(a, b, bias=bias, activation="relu")
+    for r0, r1, c0, c1 in [(0, 13, 0, 290), (5, 66, 7, 40), (287, 301, 250, 290), (100, 101, 3, 4)]:
+        part = matmul(a[r0:r1], b[:, c0:c1], bias=bias[c0:c1], activation="relu")
+        np.testing.assert_array_equal(part, full[r0:r1, c0:c1])
+
+
 # ----------------------------------------------------------------------------- special values
 
 def test_nan_and_inf_propagate(isa):
