@@ -9,6 +9,7 @@ not reachable, and what matters is how close a kernel gets to what the cores del
     peak = fma_peak_gflops(threads=1)          # GFLOP/s, best of a few short probes
     with pinned_threads(1):                    # cnnfast, NumPy's BLAS and torch on 1 thread
         ...
+    record(benchmark, flops, peak)             # pytest-benchmark: GFLOP/s, % of peak
 
 NumPy's BLAS threads are set through threadpoolctl when it is installed, else by calling
 OpenBLAS's own setter (found among the loaded libraries) through ctypes.
@@ -22,7 +23,7 @@ import os
 import cnnfast
 from cnnfast import _kernels
 
-__all__ = ["fma_peak_gflops", "pinned_threads", "set_blas_threads", "blas_env_warning"]
+__all__ = ["fma_peak_gflops", "pinned_threads", "set_blas_threads", "blas_env_warning", "record"]
 
 _OPENBLAS_SETTERS = ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_",
                      "scipy_openblas_set_num_threads_64_", "openblas_set_num_threads64_")
@@ -131,3 +132,12 @@ def blas_env_warning() -> str | None:
         return None
     return ("NumPy comparison unreliable: " + ", ".join(f"{k}={os.environ[k]}" for k in bad)
             + " is set; unset it for benchmarks")
+
+
+def record(benchmark, flops: float, peak: float, **extra) -> None:
+    """Attach GFLOP/s and % of `peak` (from the median time) to a finished pytest-benchmark run."""
+    if benchmark.stats is None:  # --benchmark-disable: the function ran once, untimed
+        return
+    gflops = flops / benchmark.stats.stats.median / 1e9
+    benchmark.extra_info.update(gflops=round(gflops, 2), pct_peak=round(100 * gflops / peak, 1),
+                                peak_gflops=round(peak, 1), isa=cnnfast.get_isa(), **extra)

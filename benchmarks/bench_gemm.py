@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from cnnfast.ops import matmul
-from conftest import record
+from _peak import record
 
 SQUARE = [(n, n, n) for n in (128, 256, 512, 1024, 2048)]
 CNN = [(43264, 9, 32), (36864, 288, 32), (7744, 288, 64), (64, 576, 64), (64, 1600, 128)]

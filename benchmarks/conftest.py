@@ -1,4 +1,4 @@
-"""Benchmark fixtures: thread pinning for every library, the measured FMA peak, run metadata.
+"""Benchmark fixtures: thread pinning for every library and the measured FMA peak.
 
 Run:  python -m pytest benchmarks --benchmark-only
 (unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE first: they slow NumPy's OpenBLAS down). Each
@@ -16,6 +16,8 @@ import cnnfast
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from _peak import blas_env_warning, fma_peak_gflops, pinned_threads  # noqa: E402
+
+# Benchmarks attach GFLOP/s and % of peak with _peak.record(benchmark, flops, fma_peak[threads]).
 
 THREADS = (1, 2)
 
@@ -40,11 +42,3 @@ def bench_threads(request):
     """Run the benchmark with cnnfast, NumPy's BLAS and torch all pinned to 1, then 2 threads."""
     with pinned_threads(request.param):
         yield request.param
-
-
-def record(benchmark, flops: float, peak: float, **extra) -> None:
-    """Attach GFLOP/s and % of peak (from the median time) to a finished benchmark."""
-    median = benchmark.stats.stats.median
-    gflops = flops / median / 1e9
-    benchmark.extra_info.update(gflops=round(gflops, 2), pct_peak=round(100 * gflops / peak, 1),
-                                peak_gflops=round(peak, 1), isa=cnnfast.get_isa(), **extra)
