@@ -12,8 +12,9 @@
  * (CFV_N = 1), which the compiler may still auto-vectorise for SSE2.
  *
  * Conventions:
- *   - `_n` variants touch only the first n lanes (1 <= n <= CFV_N): loads fill the rest with 0,
- *     stores leave memory past n untouched. They handle the channel tail without a scalar loop.
+ *   - `_n` variants touch only the first n lanes (1 <= n <= CFV_N): loads fill the rest with 0
+ *     (cfv_load_n_or: with a given value), stores leave memory past n untouched. They handle
+ *     the channel tail without a scalar loop.
  *   - cfv_max(a, b) / cfv_min(a, b) follow the x86 MAXPS/MINPS rule: if either operand is NaN the
  *     *second* operand is returned. Call them as cfv_max(bound, x) to let a NaN in x through.
  *   - cfv_blend(m, a, b) = m ? b : a, lane by lane.
@@ -50,6 +51,7 @@ static inline cfv cfv_load(const float *p) { return _mm512_loadu_ps(p); }
 static inline void cfv_store(float *p, cfv v) { _mm512_storeu_ps(p, v); }
 static inline cfv cfv_load_n(const float *p, int64_t n) { return _mm512_maskz_loadu_ps(cfv_tailmask_(n), p); }
 static inline void cfv_store_n(float *p, cfv v, int64_t n) { _mm512_mask_storeu_ps(p, cfv_tailmask_(n), v); }
+static inline cfv cfv_load_n_or(const float *p, int64_t n, cfv fill) { return _mm512_mask_loadu_ps(fill, cfv_tailmask_(n), p); }
 static inline cfv cfv_set1(float a) { return _mm512_set1_ps(a); }
 static inline cfv cfv_zero(void) { return _mm512_setzero_ps(); }
 static inline cfv cfv_add(cfv a, cfv b) { return _mm512_add_ps(a, b); }
@@ -73,7 +75,7 @@ static inline cfv cfv_maskz(cfvm m, cfv a) { return _mm512_maskz_mov_ps(m, a); }
 static inline cfv cfv_copysign(cfv mag, cfv sgn) {
     const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
     return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(sign, _mm512_castps_si512(sgn),
-                                                         _mm512_castps_si512(mag), 0xE4));
+                                                         _mm512_castps_si512(mag), 0xCA));  /* sign ? sgn : mag, bitwise */
 }
 static inline float cfv_hsum(cfv a) { return _mm512_reduce_add_ps(a); }
 static inline float cfv_hmax(cfv a) { return _mm512_reduce_max_ps(a); }
@@ -97,6 +99,15 @@ static inline void cfvi_store_i32(int32_t *p, cfvi v) { _mm512_storeu_si512(p, v
 static inline void cfvi_store_i32_n(int32_t *p, cfvi v, int64_t n) { _mm512_mask_storeu_epi32(p, cfv_tailmask_(n), v); }
 /* Reinterpret uint32 lanes: `u >= threshold` as a mask (unsigned compare). */
 static inline cfvm cfvi_cmpge_u32(cfvi a, cfvi b) { return _mm512_cmp_epu32_mask(a, b, _MM_CMPINT_NLT); }
+static inline cfvi cfvi_xor(cfvi a, cfvi b) { return _mm512_xor_si512(a, b); }
+static inline cfvi cfvi_iota(void) { return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
+/* Full 32x32 -> 64-bit products of the uint32 lanes of a with m: high and low halves. */
+static inline void cfvi_mulhilo_u32(cfvi a, uint32_t m, cfvi *hi, cfvi *lo) {
+    const __m512i mv = _mm512_set1_epi32((int)m);
+    const __m512i even = _mm512_mul_epu32(a, mv), odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), mv);
+    *hi = _mm512_mask_blend_epi32((__mmask16)0xAAAA, _mm512_srli_epi64(even, 32), odd);
+    *lo = _mm512_mullo_epi32(a, mv);
+}
 
 /* ---------------------------------------------------------------------------------------------
  * AVX2 + FMA: 8 lanes, masks are all-ones/all-zeros float lanes.
@@ -117,6 +128,10 @@ static inline cfv cfv_load(const float *p) { return _mm256_loadu_ps(p); }
 static inline void cfv_store(float *p, cfv v) { _mm256_storeu_ps(p, v); }
 static inline cfv cfv_load_n(const float *p, int64_t n) { return _mm256_maskload_ps(p, cfv_tailmask_(n)); }
 static inline void cfv_store_n(float *p, cfv v, int64_t n) { _mm256_maskstore_ps(p, cfv_tailmask_(n), v); }
+static inline cfv cfv_load_n_or(const float *p, int64_t n, cfv fill) {
+    const __m256i m = cfv_tailmask_(n);
+    return _mm256_blendv_ps(fill, _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+}
 static inline cfv cfv_set1(float a) { return _mm256_set1_ps(a); }
 static inline cfv cfv_zero(void) { return _mm256_setzero_ps(); }
 static inline cfv cfv_add(cfv a, cfv b) { return _mm256_add_ps(a, b); }
@@ -187,6 +202,14 @@ static inline void cfvi_store_i32_n(int32_t *p, cfvi v, int64_t n) { _mm256_mask
 static inline cfvm cfvi_cmpge_u32(cfvi a, cfvi b) {  /* a >= b unsigned  <=>  max_u32(a, b) == a */
     return _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_max_epu32(a, b), a));
 }
+static inline cfvi cfvi_xor(cfvi a, cfvi b) { return _mm256_xor_si256(a, b); }
+static inline cfvi cfvi_iota(void) { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
+static inline void cfvi_mulhilo_u32(cfvi a, uint32_t m, cfvi *hi, cfvi *lo) {
+    const __m256i mv = _mm256_set1_epi32((int)m);
+    const __m256i even = _mm256_mul_epu32(a, mv), odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), mv);
+    *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+    *lo = _mm256_mullo_epi32(a, mv);
+}
 
 /* ---------------------------------------------------------------------------------------------
  * Portable C: one lane.
@@ -202,6 +225,7 @@ static inline cfv cfv_load(const float *p) { return *p; }
 static inline void cfv_store(float *p, cfv v) { *p = v; }
 static inline cfv cfv_load_n(const float *p, int64_t n) { return n > 0 ? *p : 0.0f; }
 static inline void cfv_store_n(float *p, cfv v, int64_t n) { if (n > 0) *p = v; }
+static inline cfv cfv_load_n_or(const float *p, int64_t n, cfv fill) { return n > 0 ? *p : fill; }
 static inline cfv cfv_set1(float a) { return a; }
 static inline cfv cfv_zero(void) { return 0.0f; }
 static inline cfv cfv_add(cfv a, cfv b) { return a + b; }
@@ -245,6 +269,13 @@ static inline cfvi cfvi_load_i32_n(const int32_t *p, int64_t n) { return n > 0 ?
 static inline void cfvi_store_i32(int32_t *p, cfvi v) { *p = v; }
 static inline void cfvi_store_i32_n(int32_t *p, cfvi v, int64_t n) { if (n > 0) *p = v; }
 static inline cfvm cfvi_cmpge_u32(cfvi a, cfvi b) { return (uint32_t)a >= (uint32_t)b; }
+static inline cfvi cfvi_xor(cfvi a, cfvi b) { return a ^ b; }
+static inline cfvi cfvi_iota(void) { return 0; }
+static inline void cfvi_mulhilo_u32(cfvi a, uint32_t m, cfvi *hi, cfvi *lo) {
+    const uint64_t p = (uint64_t)(uint32_t)a * m;
+    *hi = (cfvi)(uint32_t)(p >> 32);
+    *lo = (cfvi)(uint32_t)p;
+}
 #endif
 
 /* ---------------------------------------------------------------------------------------------
