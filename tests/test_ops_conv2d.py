@@ -139,6 +139,24 @@ def test_every_input_channel_count(cin, isa, rng):
     close(db, edb)
 
 
+@pytest.mark.parametrize("cout", [1, 2, 3, 4])
+@pytest.mark.parametrize("cin", [8, 17, 64])
+def test_few_output_channels(cin, cout, isa, rng):
+    """The vectors-along-channels tile: forward to 1-4 channels, backward-data to a 1-4 channel
+    input, and a DCGAN-style Conv2DTranspose to an RGB image."""
+    x, w, b = rand(rng, 2, 9, 12, cin), rand(rng, 3, 4, cin, cout), rand(rng, cout)
+    pads = ref.pads_for("same", x.shape, w.shape, (2, 1), (1, 1))
+    close(ops.conv2d(x, w, b, strides=(2, 1), padding="same", activation="relu"),
+          ref.conv2d(x, w, b, (2, 1), pads, relu=True))
+    x2, w2 = rand(rng, 2, 9, 12, cout), rand(rng, 3, 3, cout, cin)
+    dy = rand(rng, 2, 7, 10, cin)
+    dx, _, _ = ops.conv2d_backward(dy, x2, w2, need_bias_grad=False)
+    close(dx, ref.conv2d_backward(dy, x2, w2)[0])
+    xt, wt, bt = rand(rng, 2, 4, 5, cin), rand(rng, 5, 5, cout, cin), rand(rng, cout)
+    close(ops.conv2d_transpose(xt, wt, bt, strides=2, padding="same"),
+          ref.conv2d_transpose(xt, wt, bt, (2, 2), "same"))
+
+
 @pytest.mark.parametrize("width", range(1, 33))
 def test_every_row_width(width, rng):
     """Every register-tile height (balanced row tiles of 1..16 pixels) on every ISA path."""
@@ -173,6 +191,42 @@ def test_depthwise_both_algorithms(algo, mult, isa, threads, rng):
     close(dx, edx)
     close(dw, edw)
     close(db, edb)
+
+
+# (N, H, W, C, Cout, padding): Winograd F(2x2, 3x3) shapes — odd/even outputs, 1x1 images, every
+# padding (including more than the kernel, which gives backward-data a negative tile origin).
+WINO_CASES = [
+    (2, 8, 8, 16, 16, "valid"), (2, 9, 7, 17, 33, "same"), (1, 5, 6, 5, 7, "full"),
+    (3, 26, 26, 32, 32, "valid"), (1, 13, 13, 32, 64, "valid"), (1, 1, 1, 16, 20, "same"),
+    (1, 3, 3, 20, 16, "valid"), (2, 6, 11, 24, 67, ((0, 2), (1, 0))), (1, 4, 5, 64, 3, 3),
+    (1, 10, 10, 1, 16, "same"),
+]
+
+
+@pytest.mark.parametrize("case", WINO_CASES, ids=lambda c: "-".join(map(str, c)).replace(" ", ""))
+@pytest.mark.parametrize("algo", ["winograd", "igemm"])
+def test_winograd_and_igemm_match_reference(case, algo, isa, threads, rng):
+    n, h, w, c, k, p = case
+    x, wt, b = rand(rng, n, h, w, c), rand(rng, 3, 3, c, k), rand(rng, k)
+    pads = ref.pads_for(p, x.shape, wt.shape, (1, 1), (1, 1))
+    with _conv.force_algorithm(algo):
+        y = ops.conv2d(x, wt, b, padding=p, activation="relu")
+        dy = rand(rng, *y.shape)
+        dx, dw, db = ops.conv2d_backward(dy, x, wt, padding=p)
+    close(y, ref.conv2d(x, wt, b, (1, 1), pads, relu=True))
+    edx, edw, edb = ref.conv2d_backward(dy, x, wt, (1, 1), pads)
+    close(dx, edx)
+    close(dw, edw)
+    close(db, edb)
+
+
+@pytest.mark.parametrize("kwargs", [dict(strides=2), dict(dilation=2), dict(groups=2)])
+def test_forced_winograd_rejects_unsupported_shapes(kwargs, rng):
+    x, w = rand(rng, 1, 9, 9, 4), rand(rng, 3, 3, 4 // kwargs.get("groups", 1), 4)
+    with _conv.force_algorithm("winograd"), pytest.raises(ValueError, match="conv2d"):
+        ops.conv2d(x, w, **kwargs)
+    with pytest.raises(ValueError, match="conv2d"), _conv.force_algorithm("winograd"):
+        ops.conv2d(x, rand(rng, 5, 5, 4, 4))
 
 
 def test_forced_depthwise_rejects_grouped_problem(rng):
@@ -453,6 +507,8 @@ TCASES = [
     (2, 4, 3, 3, 2, 3, 4, (2, 3), "valid", None, (2, 1)),
     (1, 3, 3, 2, 1, 1, 3, (3, 3), "valid", None, (1, 1)),     # stride > kernel: empty rows
     (2, 7, 7, 32, 3, 3, 16, (2, 2), "same", (1, 1), (1, 1)),
+    (2, 6, 7, 20, 3, 3, 24, (1, 1), "same", None, (1, 1)),        # Winograd backward-data path
+    (1, 5, 4, 17, 3, 3, 18, (1, 1), "valid", None, (1, 1)),
 ]
 
 
@@ -575,5 +631,5 @@ def test_transpose_zero_sizes(rng):
 
 def test_force_algorithm_rejects_unknown_name():
     with pytest.raises(ValueError, match="force_algorithm: name must be one of"):
-        with _conv.force_algorithm("winograd"):
+        with _conv.force_algorithm("fft"):
             pass

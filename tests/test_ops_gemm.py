@@ -17,13 +17,15 @@ from cnnfast.ops import matmul
 
 from reference.gemm import matmul_error_bound, matmul_ref, pack_ref
 
-# (M, K, N). Tile edges: 13/14/15, 31/32/33; in-place A/B below 256, packed above; K slices of
+# (M, K, N). Tile edges: 13/14/15, 31/32/33, and edge tiles of every row count 1..13 (the AVX-512
+# kernel has a copy per even row count); in-place A/B below 256, packed above; K slices of
 # 256/384 with remainders; the conv shapes (43264x9x32, 36864x288x32, 7744x288x64) scaled down.
 SHAPES = [
     (1, 1, 1), (1, 7, 1), (2, 3, 5), (7, 1, 9), (13, 9, 31), (14, 16, 32), (15, 17, 33),
     (6, 5, 16), (29, 37, 41), (64, 128, 10), (64, 576, 64), (64, 1600, 128), (97, 389, 67),
     (300, 40, 300), (257, 257, 257), (515, 33, 7), (3, 515, 2), (1, 515, 515), (515, 1, 515),
-    (4327, 9, 32), (1153, 288, 32), (775, 288, 64), (19, 1031, 23),
+    (4327, 9, 32), (1153, 288, 32), (775, 288, 64), (19, 1031, 23), (10, 20, 33), (23, 300, 48),
+    (9, 64, 17),
 ]
 BIG_SHAPES = [(515, 515, 515), (128, 1100, 300)]
 
@@ -203,6 +205,18 @@ def test_bit_identical_across_runs_and_thread_counts(isa, rng):
             cnnfast.set_num_threads(previous)
         for r in results[1:]:
             np.testing.assert_array_equal(r, results[0])
+
+
+def test_result_does_not_depend_on_tiling(isa, rng):
+    """An element depends only on its row of A, its column of B and K, not on where the tile and
+    thread boundaries fall: sub-blocks computed alone are bit-identical to the full result."""
+    M, K, N = 301, 700, 290
+    a, b = operands(rng, M, K, N)
+    bias = rand(rng, N)
+    full = matmul(a, b, bias=bias, activation="relu")
+    for r0, r1, c0, c1 in [(0, 13, 0, 290), (5, 66, 7, 40), (287, 301, 250, 290), (100, 101, 3, 4)]:
+        part = matmul(a[r0:r1], b[:, c0:c1], bias=bias[c0:c1], activation="relu")
+        np.testing.assert_array_equal(part, full[r0:r1, c0:c1])
 
 
 # ----------------------------------------------------------------------------- special values

@@ -34,6 +34,9 @@
 
 #define CF_CONV_SERIAL_FLOPS 1.0e6   /* below this, one thread: fork/join costs more */
 #define CF_CONV_BWF_PIXELS 256       /* target output pixels per backward-filter work item */
+#define CF_WINO_MIN_CHANNELS 16      /* auto-select Winograd when cin and cout are at least this */
+#define CF_WINO_FWD_TILES 48         /* target 2x2 tiles per Winograd forward work item */
+#define CF_WINO_BWF_TILES 64         /* target 2x2 tiles per Winograd backward-filter work item */
 
 static const cf_conv_kernels *kernels_for_isa(void) {
     switch (cf_get_isa()) {
@@ -41,6 +44,11 @@ static const cf_conv_kernels *kernels_for_isa(void) {
         case CF_ISA_AVX2: return &cf_conv_kernels_avx2;
         default: return &cf_conv_kernels_generic;
     }
+}
+
+static int winograd_applies(const cf_conv2d_params *p) {
+    return p->kh == 3 && p->kw == 3 && p->stride_h == 1 && p->stride_w == 1 && p->dilation_h == 1 &&
+           p->dilation_w == 1 && p->groups == 1;
 }
 
 static int params_ok(const cf_conv2d_params *p) {
@@ -51,9 +59,18 @@ static int params_ok(const cf_conv2d_params *p) {
         p->dilation_w < 1 || p->groups < 1 || p->pad_top < 0 || p->pad_left < 0)
         return 0;
     if (p->c % p->groups != 0 || p->cout % p->groups != 0) return 0;
-    if (p->algo < CF_CONV_ALGO_AUTO || p->algo > CF_CONV_ALGO_DEPTHWISE) return 0;
+    if (p->algo < CF_CONV_ALGO_AUTO || p->algo > CF_CONV_ALGO_WINOGRAD) return 0;
     if (p->algo == CF_CONV_ALGO_DEPTHWISE && p->c != p->groups) return 0;
+    if (p->algo == CF_CONV_ALGO_WINOGRAD && !winograd_applies(p)) return 0;
     return 1;
+}
+
+/* Winograd F(2x2, 3x3) when the shape allows it and both channel counts are large enough for
+ * the transforms (O(c + k) per tile) to be small next to the 16 GEMMs (O(c * k) per tile). */
+static int use_winograd(const cf_conv2d_params *p) {
+    if (p->algo == CF_CONV_ALGO_WINOGRAD) return 1;
+    if (p->algo != CF_CONV_ALGO_AUTO || !winograd_applies(p)) return 0;
+    return p->c >= CF_WINO_MIN_CHANNELS && p->cout >= CF_WINO_MIN_CHANNELS;
 }
 
 /* Depthwise loops when every group has one input channel and a small multiplier; the implicit
@@ -72,6 +89,9 @@ static int choose_nv(int64_t nout, const cf_conv_kernels *K) {
     return 2;
 }
 
+/* Few output channels and a real reduction: the vectors-along-k tile (see the kernels). */
+static int use_dot(int64_t nout, int64_t k) { return nout >= 1 && nout <= 4 && k >= 8; }
+
 static int threads_for_work(int64_t items, double flops) {
     if (flops < CF_CONV_SERIAL_FLOPS) return 1;
     return cf_threads_for(items);
@@ -88,7 +108,8 @@ static cf_status run_gather(const cf_conv_kernels *K, const cf_conv_gather *prob
     int64_t total = 0, tb_floats = 1;
     for (int64_t q = 0; q < nprob; q++) {
         total += n * probs[q].y_rows;
-        const int64_t f = cf_conv_tilebuf_floats(&probs[q], K->max_rows[probs[q].nv]);
+        const int rmax = probs[q].dot ? K->dot_rows[probs[q].nout] : K->max_rows[probs[q].nv];
+        const int64_t f = cf_conv_tilebuf_floats(&probs[q], rmax);
         if (f > tb_floats) tb_floats = f;
     }
     if (total == 0) return CF_OK;
@@ -114,6 +135,245 @@ static cf_status run_gather(const cf_conv_kernels *K, const cf_conv_gather *prob
                 const int64_t lo = CF_MAX(rg.begin, start), hi = CF_MIN(rg.end, start + cnt);
                 if (lo < hi) K->gather_rows(&probs[q], lo - start, hi - start, tilebuf);
                 start += cnt;
+            }
+        }
+        CF_FTZ_END;
+    }
+    return failed ? CF_ERR_NOMEM : CF_OK;
+}
+
+
+/* ------------------------------------------------------------------------------------------ */
+/* Winograd F(2x2, 3x3)                                                                         */
+/* ------------------------------------------------------------------------------------------ */
+
+/* U[xi][block][ci][NB] = (G g G^T)[xi] for the problem's input channel ci and output channel ko,
+ * G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]. g is w[i][j][ci][ko] (mode 0, forward), the flipped,
+ * transposed w[2-i][2-j][ko][ci] (mode 1, backward-data as a forward problem) or the transposed
+ * w[i][j][ko][ci] (mode 2, backward-data by transposition). w is HWIO with wc input, wk output
+ * channels. */
+static void wino_weights(const float *w, int64_t wc, int64_t wk, int mode, int64_t c, int64_t k,
+                         int64_t NB, float *U) {
+    const int64_t nblocks = (k + NB - 1) / NB, u_sb = c * NB, u_sxi = nblocks * u_sb;
+    memset(U, 0, (size_t)(16 * u_sxi) * sizeof(float));
+    for (int64_t ci = 0; ci < c; ci++)
+        for (int64_t ko = 0; ko < k; ko++) {
+            float g[3][3], t[4][3];
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 3; j++)
+                    g[i][j] = mode == 0   ? w[((i * 3 + j) * wc + ci) * wk + ko]
+                              : mode == 1 ? w[(((2 - i) * 3 + (2 - j)) * wc + ko) * wk + ci]
+                                          : w[((i * 3 + j) * wc + ko) * wk + ci];
+            for (int j = 0; j < 3; j++) {
+                t[0][j] = g[0][j];
+                t[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
+                t[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
+                t[3][j] = g[2][j];
+            }
+            float *dst = U + (ko / NB) * u_sb + ci * NB + ko % NB;
+            for (int i = 0; i < 4; i++) {
+                dst[(i * 4 + 0) * u_sxi] = t[i][0];
+                dst[(i * 4 + 1) * u_sxi] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+                dst[(i * 4 + 2) * u_sxi] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+                dst[(i * 4 + 3) * u_sxi] = t[i][2];
+            }
+        }
+}
+
+/* Forward-style Winograd: y (n, ho, wo, k) from x (n, h, w, c) with tile origin (pt, pl). */
+static cf_status wino_forward(const cf_conv_kernels *K, int64_t n, const float *x, int64_t h,
+                              int64_t w, int64_t c, float *y, int64_t ho, int64_t wo, int64_t k,
+                              int64_t pt, int64_t pl, const float *wt, int64_t wc, int64_t wk,
+                              int flip_t, const float *bias, int relu, double flops) {
+    cf_wino_fwd q;
+    memset(&q, 0, sizeof q);
+    q.nv = choose_nv(k, K);
+    const int64_t NB = (int64_t)q.nv * K->vlen, nblocks = (k + NB - 1) / NB;
+    q.x = x;
+    q.h = h;
+    q.w = w;
+    q.c = c;
+    q.y = y;
+    q.ho = ho;
+    q.wo = wo;
+    q.k = k;
+    q.pt = pt;
+    q.pl = pl;
+    q.nty = (ho + 1) / 2;
+    q.ntx = (wo + 1) / 2;
+    q.rows_per_block = CF_MAX(1, CF_MIN(q.nty, CF_WINO_FWD_TILES / q.ntx));
+    q.u_sb = c * NB;
+    q.u_sxi = nblocks * q.u_sb;
+    q.bias = bias;
+    q.relu = relu;
+    q.cp = CF_ROUND_UP(c, K->vlen);
+    q.kp = nblocks * NB;
+    float *U = (float *)cf_workspace(0, (size_t)(16 * q.u_sxi) * sizeof(float));
+    if (U == NULL) return CF_ERR_NOMEM;
+    wino_weights(wt, wc, wk, flip_t, c, k, NB, U);
+    q.u = U;
+    const int64_t items = n * ((q.nty + q.rows_per_block - 1) / q.rows_per_block);
+    const int64_t ws_floats = cf_wino_ws_floats(q.rows_per_block * q.ntx, q.cp, q.kp);
+    const int nt = threads_for_work(items, flops);
+    int failed = 0;
+#ifdef CNNFAST_HAVE_OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+    {
+        CF_FTZ_BEGIN;
+        const cf_range rg = cf_split(items, cf_thread_id(), cf_thread_count());
+        float *ws = (float *)cf_workspace(1, (size_t)ws_floats * sizeof(float));
+        if (ws == NULL) {
+#ifdef CNNFAST_HAVE_OPENMP
+#pragma omp atomic write
+#endif
+            failed = 1;
+        } else {
+            K->wino_fwd_items(&q, rg.begin, rg.end, ws);
+        }
+        CF_FTZ_END;
+    }
+    return failed ? CF_ERR_NOMEM : CF_OK;
+}
+
+/* Winograd backward-data by transposition; one image per work item. */
+static cf_status wino_bwd_data(const cf_conv_kernels *K, const cf_conv2d_params *p, const float *dy,
+                               const float *w, const float *bias, int relu, float *dx, int nt) {
+    cf_wino_bwd q;
+    memset(&q, 0, sizeof q);
+    const int64_t c = p->c, k = p->cout;
+    q.nv = choose_nv(c, K);
+    const int64_t NB = (int64_t)q.nv * K->vlen, nblocks = (c + NB - 1) / NB;
+    q.dy = dy;
+    q.ho = p->ho;
+    q.wo = p->wo;
+    q.k = k;
+    q.dx = dx;
+    q.h = p->h;
+    q.w = p->w;
+    q.c = c;
+    q.pt = p->pad_top;
+    q.pl = p->pad_left;
+    q.nty = (p->ho + 1) / 2;
+    q.ntx = (p->wo + 1) / 2;
+    q.rows_per_block = CF_MAX(1, CF_MIN(q.nty, CF_WINO_FWD_TILES / q.ntx));
+    q.u_sb = k * NB;
+    q.u_sxi = nblocks * q.u_sb;
+    q.bias = bias;
+    q.relu = relu;
+    q.kp = CF_ROUND_UP(k, K->vlen);
+    q.cpp = nblocks * NB;
+    float *U = (float *)cf_workspace(0, (size_t)(16 * q.u_sxi) * sizeof(float));
+    if (U == NULL) return CF_ERR_NOMEM;
+    wino_weights(w, c, k, 2, k, c, NB, U);
+    q.u = U;
+    const int64_t ws_floats = 16 * q.rows_per_block * q.ntx * (q.kp + q.cpp) + q.kp + 64;
+    int failed = 0;
+#ifdef CNNFAST_HAVE_OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+    {
+        CF_FTZ_BEGIN;
+        const cf_range rg = cf_split(p->n, cf_thread_id(), cf_thread_count());
+        float *ws = (float *)cf_workspace(1, (size_t)ws_floats * sizeof(float));
+        if (ws == NULL) {
+#ifdef CNNFAST_HAVE_OPENMP
+#pragma omp atomic write
+#endif
+            failed = 1;
+        } else {
+            K->wino_bwd_data_items(&q, rg.begin, rg.end, ws);
+        }
+        CF_FTZ_END;
+    }
+    return failed ? CF_ERR_NOMEM : CF_OK;
+}
+
+/* Winograd backward-filter: per-thread P = sum over tiles in the transform domain, a fixed-order
+ * reduction over threads, then dW = G^T P G with G^T = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1]. */
+static cf_status wino_bwd_filter(const cf_conv_kernels *K, const cf_conv2d_params *p,
+                                 const float *x, const float *dy, float *dw, float *db) {
+    cf_wino_bwf q;
+    memset(&q, 0, sizeof q);
+    const int64_t c = p->c, k = p->cout;
+    q.nv = choose_nv(k, K);
+    const int64_t NB = (int64_t)q.nv * K->vlen;
+    q.x = x;
+    q.h = p->h;
+    q.w = p->w;
+    q.c = c;
+    q.dy = dy;
+    q.ho = p->ho;
+    q.wo = p->wo;
+    q.k = k;
+    q.pt = p->pad_top;
+    q.pl = p->pad_left;
+    q.nty = (p->ho + 1) / 2;
+    q.ntx = (p->wo + 1) / 2;
+    q.rows_per_block = CF_MAX(1, CF_MIN(q.nty, CF_WINO_BWF_TILES / q.ntx));
+    q.cp = CF_ROUND_UP(c, K->vlen);
+    q.kp = CF_ROUND_UP(k, NB);
+    const int64_t items = p->n * ((q.nty + q.rows_per_block - 1) / q.rows_per_block);
+    const int nt = threads_for_work(items, conv_flops(p));
+    const int64_t psize = 16 * c * q.kp, pstride = CF_ROUND_UP(psize + q.kp, 16);
+    const int64_t ws_floats = cf_wino_ws_floats(q.rows_per_block * q.ntx, q.cp, q.kp);
+    float *priv = (float *)cf_workspace(0, (size_t)(nt * pstride) * sizeof(float));
+    if (priv == NULL) return CF_ERR_NOMEM;
+    int failed = 0;
+#ifdef CNNFAST_HAVE_OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+    {
+        CF_FTZ_BEGIN;
+        const int t = cf_thread_id(), nthr = cf_thread_count();
+        float *mine = priv + (int64_t)t * pstride;
+        memset(mine, 0, (size_t)pstride * sizeof(float));
+        float *ws = (float *)cf_workspace(1, (size_t)ws_floats * sizeof(float));
+        if (ws == NULL) {
+#ifdef CNNFAST_HAVE_OPENMP
+#pragma omp atomic write
+#endif
+            failed = 1;
+        } else {
+            const cf_range rg = cf_split(items, t, nthr);
+            K->wino_bwf_items(&q, rg.begin, rg.end, mine, mine + psize, ws);
+        }
+#ifdef CNNFAST_HAVE_OPENMP
+#pragma omp barrier
+#endif
+        /* Input channels split over the team: sum P over threads into thread 0's copy in thread
+         * order, then transform back to the 3x3 taps. */
+        const cf_range rc = cf_split(c, t, nthr);
+        for (int64_t ci = rc.begin; ci < rc.end; ci++) {
+            float *P0 = priv;
+            for (int xi = 0; xi < 16; xi++) {
+                float *d = P0 + ((int64_t)xi * c + ci) * q.kp;
+                for (int tt = 1; tt < nthr; tt++) {
+                    const float *s = d + (int64_t)tt * pstride;
+                    for (int64_t o = 0; o < k; o++) d[o] += s[o];
+                }
+            }
+            for (int64_t o = 0; o < k; o++) {
+                float P[4][4], qv[3][4];
+                for (int xi = 0; xi < 16; xi++) P[xi / 4][xi % 4] = P0[((int64_t)xi * c + ci) * q.kp + o];
+                for (int col = 0; col < 4; col++) {
+                    qv[0][col] = P[0][col] + 0.5f * (P[1][col] + P[2][col]);
+                    qv[1][col] = 0.5f * (P[1][col] - P[2][col]);
+                    qv[2][col] = 0.5f * (P[1][col] + P[2][col]) + P[3][col];
+                }
+                for (int i = 0; i < 3; i++) {
+                    float *dst = dw + ((int64_t)i * 3 * c + ci) * k + o;  /* dw[i][j][ci][o] */
+                    dst[0] = qv[i][0] + 0.5f * (qv[i][1] + qv[i][2]);
+                    dst[c * k] = 0.5f * (qv[i][1] - qv[i][2]);
+                    dst[2 * c * k] = 0.5f * (qv[i][1] + qv[i][2]) + qv[i][3];
+                }
+            }
+        }
+        if (db && t == 0) {
+            for (int64_t o = 0; o < k; o++) {
+                float s = priv[psize + o];
+                for (int tt = 1; tt < nthr; tt++) s += priv[(int64_t)tt * pstride + psize + o];
+                db[o] = s;
             }
         }
         CF_FTZ_END;
@@ -147,16 +407,32 @@ cf_status cf_conv2d_fwd(const cf_conv2d_params *p, const float *x, const float *
     const cf_conv_kernels *K = kernels_for_isa();
     const int relu = activation == CF_CONV_ACT_RELU;
     if (use_depthwise(p, K)) return depthwise_fwd(K, p, x, w, bias, relu, y);
+    if (use_winograd(p))
+        return wino_forward(K, p->n, x, p->h, p->w, p->c, y, p->ho, p->wo, p->cout, p->pad_top,
+                            p->pad_left, w, p->c, p->cout, 0, bias, relu, conv_flops(p));
 
     const int64_t G = p->groups, cig = p->c / G, cog = p->cout / G;
+    const int dot = use_dot(cog, cig);
     const int nv = choose_nv(cog, K);
-    const int64_t NB = (int64_t)nv * K->vlen, nblocks = (cog + NB - 1) / NB;
-    const int64_t w_sj = cig * NB, w_si = p->kw * w_sj, w_sb = p->kh * w_si, w_sg = nblocks * w_sb;
+    const int64_t NB = dot ? cog : (int64_t)nv * K->vlen, nblocks = (cog + NB - 1) / NB;
+    const int64_t kp = dot ? CF_ROUND_UP(cig, K->vlen) : cig;   /* packed channel row */
+    const int64_t w_sj = kp * NB, w_si = p->kw * w_sj, w_sb = p->kh * w_si, w_sg = nblocks * w_sb;
     const int64_t wfloats = G * w_sg, bfloats = bias ? G * nblocks * NB : 0;
     float *packed = (float *)cf_workspace(0, (size_t)(wfloats + bfloats) * sizeof(float));
     cf_conv_gather *probs = (cf_conv_gather *)cf_workspace(2, (size_t)G * sizeof(cf_conv_gather));
     if (packed == NULL || probs == NULL) return CF_ERR_NOMEM;
 
+    if (dot) {
+        /* Pack W[i][j][ci][g*cog + o] into [g][i][j][o][kp], zero past cig. */
+        memset(packed, 0, (size_t)wfloats * sizeof(float));
+        for (int64_t g = 0; g < G; g++)
+            for (int64_t i = 0; i < p->kh; i++)
+                for (int64_t j = 0; j < p->kw; j++)
+                    for (int64_t ci = 0; ci < cig; ci++)
+                        for (int64_t o = 0; o < cog; o++)
+                            packed[g * w_sg + i * w_si + j * w_sj + o * kp + ci] =
+                                w[((i * p->kw + j) * cig + ci) * p->cout + g * cog + o];
+    } else
     /* Pack W[i][j][ci][g*cog + o] into [g][block][i][j][ci][NB], zero past cog. */
     for (int64_t g = 0; g < G; g++)
         for (int64_t b = 0; b < nblocks; b++)
@@ -209,6 +485,8 @@ cf_status cf_conv2d_fwd(const cf_conv2d_params *p, const float *x, const float *
         q->bias = pbias ? pbias + g * nblocks * NB : NULL;
         q->relu = relu;
         q->nv = nv;
+        q->dot = dot;
+        q->w_so = kp;
     }
     return run_gather(K, probs, G, p->n, conv_flops(p));
 }
@@ -269,18 +547,44 @@ static cf_status bwd_data_impl(const cf_conv2d_params *p, const float *dy, const
         return depthwise_bwd_data(K, p, dy, w, dx);
     }
     if (p->algo == CF_CONV_ALGO_DEPTHWISE) return CF_ERR_ARGUMENT;
+    if (use_winograd(p) && p->ho > 0 && p->wo > 0 && p->cout > 0) {
+        /* By transposition when every thread gets whole images: it computes only the dy tiles
+         * (ho x wo), where the forward-style form pays for the "full" padding ring around them. */
+        const int nt = threads_for_work(p->n, conv_flops(p));
+        const int64_t gather_tiles = ((p->h + 1) / 2) * ((p->w + 1) / 2);
+        const int64_t scatter_tiles = ((p->ho + 1) / 2) * ((p->wo + 1) / 2);
+        if (p->n >= nt && scatter_tiles < gather_tiles)
+            return wino_bwd_data(K, p, dy, w, bias, relu, dx, nt);
+        return wino_forward(K, p->n, dy, p->ho, p->wo, p->cout, dx, p->h, p->w, p->c,
+                            2 - p->pad_top, 2 - p->pad_left, w, p->c, p->cout, 1, bias, relu,
+                            conv_flops(p));
+    }
 
     const int64_t G = p->groups, cig = p->c / G, cog = p->cout / G;
     const int64_t sh = p->stride_h, sw = p->stride_w;
+    const int dot = use_dot(cig, cog);
     const int nv = choose_nv(cig, K);
-    const int64_t NB = (int64_t)nv * K->vlen, nblocks = (cig + NB - 1) / NB;
-    const int64_t w_sj = cog * NB, w_si = p->kw * w_sj, w_sb = p->kh * w_si, w_sg = nblocks * w_sb;
+    const int64_t NB = dot ? cig : (int64_t)nv * K->vlen, nblocks = (cig + NB - 1) / NB;
+    const int64_t kp = dot ? CF_ROUND_UP(cog, K->vlen) : cog;
+    const int64_t w_sj = kp * NB, w_si = p->kw * w_sj, w_sb = p->kh * w_si, w_sg = nblocks * w_sb;
     const int64_t nprob = G * sh * sw;
     const int64_t wfloats = G * w_sg, bfloats = bias ? G * nblocks * NB : 0;
     float *packed = (float *)cf_workspace(0, (size_t)(wfloats + bfloats) * sizeof(float));
     cf_conv_gather *probs = (cf_conv_gather *)cf_workspace(2, (size_t)nprob * sizeof(cf_conv_gather));
     if (packed == NULL || probs == NULL) return CF_ERR_NOMEM;
 
+    if (dot) {
+        /* [g][i'][j'][ci][kp] = w[kh-1-i'][kw-1-j'][ci][g*cog + co], zero past cog. */
+        memset(packed, 0, (size_t)(G * w_sg) * sizeof(float));
+        for (int64_t g = 0; g < G; g++)
+            for (int64_t i2 = 0; i2 < p->kh; i2++)
+                for (int64_t j2 = 0; j2 < p->kw; j2++)
+                    for (int64_t ci = 0; ci < cig; ci++)
+                        memcpy(packed + g * w_sg + i2 * w_si + j2 * w_sj + ci * kp,
+                               w + (((p->kh - 1 - i2) * p->kw + (p->kw - 1 - j2)) * cig + ci) * p->cout +
+                                   g * cog,
+                               (size_t)cog * sizeof(float));
+    } else
     /* Pack the transposed, flipped weights: [g][block of ci][i'][j'][co][NB] with
      * i' = kh-1-i, j' = kw-1-j, lane = ci within the block. */
     for (int64_t g = 0; g < G; g++)
@@ -354,6 +658,8 @@ static cf_status bwd_data_impl(const cf_conv2d_params *p, const float *dy, const
                 pr->bias = pbias ? pbias + g * nblocks * NB : NULL;
                 pr->relu = relu;
                 pr->nv = nv;
+                pr->dot = dot;
+                pr->w_so = kp;
                 if (p->ho == 0 || p->wo == 0 || cog == 0) pr->nti = pr->ntj = 0;  /* bias only */
             }
     return run_gather(K, probs, nprob, p->n, conv_flops(p));
@@ -445,6 +751,7 @@ cf_status cf_conv2d_bwd_filter(const cf_conv2d_params *p, const float *x, const 
     }
     const cf_conv_kernels *K = kernels_for_isa();
     if (use_depthwise(p, K)) return depthwise_bwd_filter(K, p, x, dy, dw, db);
+    if (use_winograd(p)) return wino_bwd_filter(K, p, x, dy, dw, db);
 
     const int nv = choose_nv(cog, K);
     const int64_t NB = (int64_t)nv * K->vlen, cog_pad = CF_ROUND_UP(cog, NB);

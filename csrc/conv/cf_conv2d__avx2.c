@@ -18,10 +18,23 @@ typedef __m256i mask_t;
 #define vstore(p, v) _mm256_storeu_ps((p), (v))
 #define vload_m(p, m) _mm256_maskload_ps((p), (m))
 #define vstore_m(p, m, v) _mm256_maskstore_ps((p), (m), (v))
+#define vadd(a, b) _mm256_add_ps((a), (b))
+#define vsub(a, b) _mm256_sub_ps((a), (b))
 #define vfma(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define vmax0(v) _mm256_max_ps((v), _mm256_setzero_ps())
 #define vmask(n) _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 
+static inline float vhsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+#define DMAX1 12
+#define DMAX2 6
+#define DMAX3 4
+#define DMAX4 3
 #define RMAX1 12
 #define RMAX2 6
 #define RMAX4 3

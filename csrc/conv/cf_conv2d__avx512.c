@@ -18,10 +18,18 @@ typedef __mmask16 mask_t;
 #define vstore(p, v) _mm512_storeu_ps((p), (v))
 #define vload_m(p, m) _mm512_maskz_loadu_ps((m), (p))
 #define vstore_m(p, m, v) _mm512_mask_storeu_ps((p), (m), (v))
+#define vadd(a, b) _mm512_add_ps((a), (b))
+#define vsub(a, b) _mm512_sub_ps((a), (b))
 #define vfma(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define vmax0(v) _mm512_max_ps((v), _mm512_setzero_ps())
 #define vmask(n) ((__mmask16)((1u << (n)) - 1u))
 
+#define vhsum(v) _mm512_reduce_add_ps(v)
+
+#define DMAX1 16
+#define DMAX2 12
+#define DMAX3 8
+#define DMAX4 6
 #define RMAX1 16
 #define RMAX2 14
 #define RMAX4 6

@@ -28,10 +28,18 @@ static inline vec_t vload_m(const float *p, int n) {
 static inline void vstore_m(float *p, int n, vec_t v) {
     for (int i = 0; i < n; i++) p[i] = v[i];
 }
+static inline vec_t vadd(vec_t a, vec_t b) { return a + b; }
+static inline vec_t vsub(vec_t a, vec_t b) { return a - b; }
 static inline vec_t vfma(vec_t a, vec_t b, vec_t c) { return a * b + c; }
 static inline vec_t vmax0(vec_t v) { return (vec_t)((cf_vi4)v & (cf_vi4)(v > vzero())); }
 #define vmask(n) (n)
 
+static inline float vhsum(vec_t v) { return (v[0] + v[1]) + (v[2] + v[3]); }
+
+#define DMAX1 12
+#define DMAX2 6
+#define DMAX3 4
+#define DMAX4 3
 #define RMAX1 12
 #define RMAX2 6
 #define RMAX4 3

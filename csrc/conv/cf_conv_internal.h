@@ -38,6 +38,8 @@ typedef struct {
     const float *bias;              /* packed bias (blocks * NB floats) or NULL */
     int relu;                       /* fuse max(0, .) */
     int nv;                         /* vectors per block: 1, 2 or 4 */
+    int dot;                        /* nout <= 4: vectors along k, weights [tap][o][w_so] */
+    int64_t w_so;                   /* dot: packed stride between output channels (k padded) */
 } cf_conv_gather;
 
 /* Backward-filter problem for one group: dW[i, j, ci, o] += sum_{n, r, c} X[n, r*sh - pt + i*dh,
@@ -57,9 +59,66 @@ typedef struct {
     int offs;                       /* 1: accumulator rows are (tap, ci) pairs (small cig) */
 } cf_conv_bwf;
 
+/* Winograd F(2x2, 3x3) forward problem (also backward-data, on dy with flipped weights):
+ * output tile (ty, tx) covers output pixels [2ty, 2ty+2) x [2tx, 2tx+2) and reads the 4x4 input
+ * tile at rows 2ty - pt + [0, 4), cols 2tx - pl + [0, 4), zeros outside. Per block of tiles:
+ * V[16][T][cp] = B^T d B, M[16][T][kp] = V . U (16 GEMMs), y = A^T M A (+ bias, ReLU). */
+typedef struct {
+    const float *x;                 /* input (n, h, w, c) */
+    int64_t h, w, c;
+    float *y;                       /* output (n, ho, wo, k) */
+    int64_t ho, wo, k;
+    int64_t pt, pl;                 /* tile origin offsets (may be negative) */
+    int64_t nty, ntx;               /* tiles per column / row */
+    int64_t rows_per_block;         /* tile rows per work item */
+    const float *u;                 /* transformed weights [16][nblocks][c][NB] */
+    int64_t u_sxi, u_sb;            /* strides (floats): per transform point, per block */
+    const float *bias;              /* (k,) or NULL */
+    int relu;
+    int nv;                         /* NB = nv * VLEN */
+    int64_t cp, kp;                 /* c rounded up to VLEN, k rounded up to NB */
+} cf_wino_fwd;
+
+/* Winograd F(3x3, 2x2) backward-filter: for each 2x2 dy tile and the 4x4 x tile under it,
+ * P[16][c][kp] += (B^T x B)^T (A dy A^T), summed over tiles; dW = G^T P G afterwards. */
+typedef struct {
+    const float *x;                 /* input (n, h, w, c) */
+    int64_t h, w, c;
+    const float *dy;                /* output gradient (n, ho, wo, k) */
+    int64_t ho, wo, k;
+    int64_t pt, pl;
+    int64_t nty, ntx;
+    int64_t rows_per_block;
+    int nv;
+    int64_t cp, kp;
+} cf_wino_bwf;
+
+/* Winograd backward-data by transposition (forward tiles of dy, scattered onto dx). */
+typedef struct {
+    const float *dy;                /* output gradient (n, ho, wo, k) */
+    int64_t ho, wo, k;
+    float *dx;                      /* input gradient (n, h, w, c), overwritten */
+    int64_t h, w, c;
+    int64_t pt, pl;                 /* forward padding: dy tile (ty, tx) maps to dx rows 2ty - pt + [0, 4) */
+    int64_t nty, ntx;               /* dy tiles */
+    int64_t rows_per_block;
+    const float *u;                 /* transformed weights, transposed: [16][c blocks][k][NB] */
+    int64_t u_sxi, u_sb;
+    const float *bias;              /* (c,) or NULL, added at the end (conv2d_transpose) */
+    int relu;
+    int nv;                         /* NB = nv * VLEN over c */
+    int64_t kp, cpp;                /* k rounded up to VLEN, c rounded up to NB */
+} cf_wino_bwd;
+
+/* Floats of the per-thread Winograd workspace: V, M (or D), an edge tile and a zero pixel. */
+static inline int64_t cf_wino_ws_floats(int64_t tiles, int64_t cp, int64_t kp) {
+    return 16 * tiles * cp + 16 * tiles * kp + 16 * cp + kp + 64;
+}
+
 typedef struct {
     int vlen;                       /* floats per vector */
     int max_rows[5];                /* register-tile rows for nv = 1, 2, 4 (index nv) */
+    int dot_rows[5];                /* few-output tile rows for nout = 1..4 */
     /* Forward-style gather over flattened rows [begin, end) of n * y_rows. tilebuf holds at least
      * cf_conv_tilebuf_floats() floats. */
     void (*gather_rows)(const cf_conv_gather *g, int64_t begin, int64_t end, float *tilebuf);
@@ -76,6 +135,13 @@ typedef struct {
     /* Depthwise backward-filter over rows [begin, end) of n*ho into private [kh*kw][cout], [cout]. */
     void (*dw_bwf_rows)(const cf_conv2d_params *p, const float *x, const float *dy, float *dw_priv,
                         float *db_priv, int64_t begin, int64_t end);
+    /* Winograd forward over work items [begin, end) of n * ceil(nty / rows_per_block). */
+    void (*wino_fwd_items)(const cf_wino_fwd *p, int64_t begin, int64_t end, float *ws);
+    /* Winograd backward-filter over work items [begin, end): accumulates P (16*c*kp) and db (kp). */
+    void (*wino_bwf_items)(const cf_wino_bwf *p, int64_t begin, int64_t end, float *P, float *db,
+                           float *ws);
+    /* Winograd backward-data over images [begin, end). */
+    void (*wino_bwd_data_items)(const cf_wino_bwd *p, int64_t begin, int64_t end, float *ws);
     /* Single-image correlation over output rows [begin, end). */
     void (*correlate_rows)(const float *image, int64_t h, int64_t w, const float *kernel, int64_t kh,
                            int64_t kw, int64_t pt, int64_t pl, float *out, int64_t wo,
@@ -96,6 +162,7 @@ static inline int64_t cf_tile_count(int64_t cols, int64_t rmax) { return (cols +
 
 /* Floats of the per-thread tile buffer the gather kernels need for problem g with tile rows rmax. */
 static inline int64_t cf_conv_tilebuf_floats(const cf_conv_gather *g, int64_t rmax) {
+    /* rmax is the largest tile the problem can use (dot or NB tiles) */
     int64_t width = (rmax - 1) * g->ac + (g->ntj > 0 ? (g->ntj - 1) * g->aj : 0) + 1;
     return (g->nti > 0 ? g->nti : 1) * width * (g->k > 0 ? g->k : 1);
 }

@@ -37,14 +37,12 @@ static inline int cf_threads_for_bytes(int64_t items, int64_t bytes) {
     return bytes < CF_PARALLEL_MIN_BYTES ? 1 : cf_threads_for(items);
 }
 
-/* Contiguous static split of n elements over nthr threads in whole 16-element chunks (one cache
- * line of floats), so threads never write the same line. */
-static inline cf_range cf_split_aligned(int64_t n, int t, int nthr) {
-    const int64_t chunks = (n + 15) / 16;
-    cf_range r = cf_split(chunks, t, nthr);
-    r.begin *= 16;
-    r.end = CF_MIN(r.end * 16, n);
-    if (r.begin > n) r.begin = n;
+/* Contiguous static split of n elements over nthr threads in whole chunks of `chunk` elements
+ * (16 floats = one cache line, so threads never write the same line). */
+static inline cf_range cf_split_chunked(int64_t n, int64_t chunk, int t, int nthr) {
+    cf_range r = cf_split((n + chunk - 1) / chunk, t, nthr);
+    r.begin = CF_MIN(r.begin * chunk, n);
+    r.end = CF_MIN(r.end * chunk, n);
     return r;
 }
 

@@ -8,12 +8,14 @@
  *   cfvi  a vector of CFV_N int32       (__m512i / __m256i / int32_t)
  *   cfvm  a lane mask                   (__mmask16 / __m256 / int)
  * and `static inline` operations on them. Everything here is static: an AVX-512 copy of a helper
- * can never be merged into baseline code by the linker. The portable path is plain scalar C
- * (CFV_N = 1), which the compiler may still auto-vectorise for SSE2.
+ * can never be merged into baseline code by the linker. Without either define, the portable
+ * path uses SSE2 (4 lanes; part of baseline x86-64) when the compiler targets it, and plain
+ * scalar C (CFV_N = 1) otherwise or when CF_SIMD_SCALAR is defined.
  *
  * Conventions:
- *   - `_n` variants touch only the first n lanes (1 <= n <= CFV_N): loads fill the rest with 0,
- *     stores leave memory past n untouched. They handle the channel tail without a scalar loop.
+ *   - `_n` variants touch only the first n lanes (1 <= n <= CFV_N): loads fill the rest with 0
+ *     (cfv_load_n_or: with a given value), stores leave memory past n untouched. They handle
+ *     the channel tail without a scalar loop.
  *   - cfv_max(a, b) / cfv_min(a, b) follow the x86 MAXPS/MINPS rule: if either operand is NaN the
  *     *second* operand is returned. Call them as cfv_max(bound, x) to let a NaN in x through.
  *   - cfv_blend(m, a, b) = m ? b : a, lane by lane.
@@ -50,6 +52,7 @@ static inline cfv cfv_load(const float *p) { return _mm512_loadu_ps(p); }
 static inline void cfv_store(float *p, cfv v) { _mm512_storeu_ps(p, v); }
 static inline cfv cfv_load_n(const float *p, int64_t n) { return _mm512_maskz_loadu_ps(cfv_tailmask_(n), p); }
 static inline void cfv_store_n(float *p, cfv v, int64_t n) { _mm512_mask_storeu_ps(p, cfv_tailmask_(n), v); }
+static inline cfv cfv_load_n_or(const float *p, int64_t n, cfv fill) { return _mm512_mask_loadu_ps(fill, cfv_tailmask_(n), p); }
 static inline cfv cfv_set1(float a) { return _mm512_set1_ps(a); }
 static inline cfv cfv_zero(void) { return _mm512_setzero_ps(); }
 static inline cfv cfv_add(cfv a, cfv b) { return _mm512_add_ps(a, b); }
@@ -73,7 +76,7 @@ static inline cfv cfv_maskz(cfvm m, cfv a) { return _mm512_maskz_mov_ps(m, a); }
 static inline cfv cfv_copysign(cfv mag, cfv sgn) {
     const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
     return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(sign, _mm512_castps_si512(sgn),
-                                                         _mm512_castps_si512(mag), 0xE4));
+                                                         _mm512_castps_si512(mag), 0xCA));  /* sign ? sgn : mag, bitwise */
 }
 static inline float cfv_hsum(cfv a) { return _mm512_reduce_add_ps(a); }
 static inline float cfv_hmax(cfv a) { return _mm512_reduce_max_ps(a); }
@@ -97,6 +100,15 @@ static inline void cfvi_store_i32(int32_t *p, cfvi v) { _mm512_storeu_si512(p, v
 static inline void cfvi_store_i32_n(int32_t *p, cfvi v, int64_t n) { _mm512_mask_storeu_epi32(p, cfv_tailmask_(n), v); }
 /* Reinterpret uint32 lanes: `u >= threshold` as a mask (unsigned compare). */
 static inline cfvm cfvi_cmpge_u32(cfvi a, cfvi b) { return _mm512_cmp_epu32_mask(a, b, _MM_CMPINT_NLT); }
+static inline cfvi cfvi_xor(cfvi a, cfvi b) { return _mm512_xor_si512(a, b); }
+static inline cfvi cfvi_iota(void) { return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
+/* Full 32x32 -> 64-bit products of the uint32 lanes of a with m: high and low halves. */
+static inline void cfvi_mulhilo_u32(cfvi a, uint32_t m, cfvi *hi, cfvi *lo) {
+    const __m512i mv = _mm512_set1_epi32((int)m);
+    const __m512i even = _mm512_mul_epu32(a, mv), odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), mv);
+    *hi = _mm512_mask_blend_epi32((__mmask16)0xAAAA, _mm512_srli_epi64(even, 32), odd);
+    *lo = _mm512_mullo_epi32(a, mv);
+}
 
 /* ---------------------------------------------------------------------------------------------
  * AVX2 + FMA: 8 lanes, masks are all-ones/all-zeros float lanes.
@@ -117,6 +129,10 @@ static inline cfv cfv_load(const float *p) { return _mm256_loadu_ps(p); }
 static inline void cfv_store(float *p, cfv v) { _mm256_storeu_ps(p, v); }
 static inline cfv cfv_load_n(const float *p, int64_t n) { return _mm256_maskload_ps(p, cfv_tailmask_(n)); }
 static inline void cfv_store_n(float *p, cfv v, int64_t n) { _mm256_maskstore_ps(p, cfv_tailmask_(n), v); }
+static inline cfv cfv_load_n_or(const float *p, int64_t n, cfv fill) {
+    const __m256i m = cfv_tailmask_(n);
+    return _mm256_blendv_ps(fill, _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+}
 static inline cfv cfv_set1(float a) { return _mm256_set1_ps(a); }
 static inline cfv cfv_zero(void) { return _mm256_setzero_ps(); }
 static inline cfv cfv_add(cfv a, cfv b) { return _mm256_add_ps(a, b); }
@@ -187,6 +203,137 @@ static inline void cfvi_store_i32_n(int32_t *p, cfvi v, int64_t n) { _mm256_mask
 static inline cfvm cfvi_cmpge_u32(cfvi a, cfvi b) {  /* a >= b unsigned  <=>  max_u32(a, b) == a */
     return _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_max_epu32(a, b), a));
 }
+static inline cfvi cfvi_xor(cfvi a, cfvi b) { return _mm256_xor_si256(a, b); }
+static inline cfvi cfvi_iota(void) { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
+static inline void cfvi_mulhilo_u32(cfvi a, uint32_t m, cfvi *hi, cfvi *lo) {
+    const __m256i mv = _mm256_set1_epi32((int)m);
+    const __m256i even = _mm256_mul_epu32(a, mv), odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), mv);
+    *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+    *lo = _mm256_mullo_epi32(a, mv);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * SSE2 (baseline x86-64, the "generic" path there): 4 lanes, masks are all-ones float lanes.
+ * SSE4.1 operations (blendv, round, packus_epi32, mullo_epi32, max_epu32) are built from SSE2.
+ * ------------------------------------------------------------------------------------------- */
+#elif defined(__SSE2__) && !defined(CF_SIMD_SCALAR)
+#include <emmintrin.h>
+#define CFV_N 4
+#define CFV_ISA_SUFFIX generic
+typedef __m128 cfv;
+typedef __m128i cfvi;
+typedef __m128 cfvm;
+
+static inline cfv cfv_load(const float *p) { return _mm_loadu_ps(p); }
+static inline void cfv_store(float *p, cfv v) { _mm_storeu_ps(p, v); }
+static inline cfv cfv_load_n(const float *p, int64_t n) {
+    float tmp[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    memcpy(tmp, p, (size_t)n * sizeof(float));
+    return _mm_loadu_ps(tmp);
+}
+static inline void cfv_store_n(float *p, cfv v, int64_t n) {
+    float tmp[4];
+    _mm_storeu_ps(tmp, v);
+    memcpy(p, tmp, (size_t)n * sizeof(float));
+}
+static inline cfv cfv_load_n_or(const float *p, int64_t n, cfv fill) {
+    float tmp[4];
+    _mm_storeu_ps(tmp, fill);
+    memcpy(tmp, p, (size_t)n * sizeof(float));
+    return _mm_loadu_ps(tmp);
+}
+static inline cfv cfv_set1(float a) { return _mm_set1_ps(a); }
+static inline cfv cfv_zero(void) { return _mm_setzero_ps(); }
+static inline cfv cfv_add(cfv a, cfv b) { return _mm_add_ps(a, b); }
+static inline cfv cfv_sub(cfv a, cfv b) { return _mm_sub_ps(a, b); }
+static inline cfv cfv_mul(cfv a, cfv b) { return _mm_mul_ps(a, b); }
+static inline cfv cfv_div(cfv a, cfv b) { return _mm_div_ps(a, b); }
+static inline cfv cfv_max(cfv a, cfv b) { return _mm_max_ps(a, b); }
+static inline cfv cfv_min(cfv a, cfv b) { return _mm_min_ps(a, b); }
+static inline cfv cfv_sqrt(cfv a) { return _mm_sqrt_ps(a); }
+static inline cfv cfv_abs(cfv a) { return _mm_andnot_ps(_mm_set1_ps(-0.0f), a); }
+static inline cfv cfv_fmadd(cfv a, cfv b, cfv c) { return _mm_add_ps(_mm_mul_ps(a, b), c); }
+static inline cfv cfv_fnmadd(cfv a, cfv b, cfv c) { return _mm_sub_ps(c, _mm_mul_ps(a, b)); }
+/* round to nearest even through int32 (MXCSR default rounding); exact for |a| < 2^31 */
+static inline cfv cfv_round(cfv a) { return _mm_cvtepi32_ps(_mm_cvtps_epi32(a)); }
+static inline cfvm cfv_cmp_gt(cfv a, cfv b) { return _mm_cmpgt_ps(a, b); }
+static inline cfvm cfv_cmp_ge(cfv a, cfv b) { return _mm_cmpge_ps(a, b); }
+static inline cfvm cfv_cmp_lt(cfv a, cfv b) { return _mm_cmplt_ps(a, b); }
+static inline cfvm cfv_isnan(cfv a) { return _mm_cmpunord_ps(a, a); }
+static inline cfvm cfvm_or(cfvm a, cfvm b) { return _mm_or_ps(a, b); }
+static inline cfv cfv_blend(cfvm m, cfv a, cfv b) { return _mm_or_ps(_mm_and_ps(m, b), _mm_andnot_ps(m, a)); }
+static inline cfv cfv_maskz(cfvm m, cfv a) { return _mm_and_ps(m, a); }
+static inline cfv cfv_copysign(cfv mag, cfv sgn) {
+    const __m128 sign = _mm_set1_ps(-0.0f);
+    return _mm_or_ps(_mm_andnot_ps(sign, mag), _mm_and_ps(sign, sgn));
+}
+static inline float cfv_hsum(cfv a) {
+    __m128 s = _mm_add_ps(a, _mm_movehl_ps(a, a));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+static inline float cfv_hmax(cfv a) {
+    __m128 s = _mm_max_ps(a, _mm_movehl_ps(a, a));
+    s = _mm_max_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+static inline cfv cfv_pow2i_(cfv n) {
+    __m128i e = _mm_add_epi32(_mm_cvtps_epi32(n), _mm_set1_epi32(127));
+    return _mm_castsi128_ps(_mm_slli_epi32(e, 23));
+}
+
+static inline cfvi cfvi_set1(int32_t a) { return _mm_set1_epi32(a); }
+static inline cfvi cfvi_blend(cfvm m, cfvi a, cfvi b) {
+    const __m128i mi = _mm_castps_si128(m);
+    return _mm_or_si128(_mm_and_si128(mi, b), _mm_andnot_si128(mi, a));
+}
+static inline cfvi cfvi_add(cfvi a, cfvi b) { return _mm_add_epi32(a, b); }
+static inline cfvm cfvi_cmpeq(cfvi a, cfvi b) { return _mm_castsi128_ps(_mm_cmpeq_epi32(a, b)); }
+static inline cfvi cfvi_load_u8(const uint8_t *p) {
+    int32_t word;
+    memcpy(&word, p, 4);
+    const __m128i z = _mm_setzero_si128();
+    return _mm_unpacklo_epi16(_mm_unpacklo_epi8(_mm_cvtsi32_si128(word), z), z);
+}
+static inline cfvi cfvi_load_u8_n(const uint8_t *p, int64_t n) {
+    uint8_t tmp[4] = {0, 0, 0, 0};
+    memcpy(tmp, p, (size_t)n);
+    return cfvi_load_u8(tmp);
+}
+static inline int32_t cfvi_pack_u8_(cfvi v) {  /* 4 int32 in [0, 255] -> 4 bytes */
+    const __m128i w = _mm_packs_epi32(v, v);
+    return _mm_cvtsi128_si32(_mm_packus_epi16(w, w));
+}
+static inline void cfvi_store_u8(uint8_t *p, cfvi v) { const int32_t w = cfvi_pack_u8_(v); memcpy(p, &w, 4); }
+static inline void cfvi_store_u8_n(uint8_t *p, cfvi v, int64_t n) { const int32_t w = cfvi_pack_u8_(v); memcpy(p, &w, (size_t)n); }
+static inline cfvi cfvi_load_i32(const int32_t *p) { return _mm_loadu_si128((const __m128i *)p); }
+static inline cfvi cfvi_load_i32_n(const int32_t *p, int64_t n) {
+    int32_t tmp[4] = {0, 0, 0, 0};
+    memcpy(tmp, p, (size_t)n * sizeof(int32_t));
+    return cfvi_load_i32(tmp);
+}
+static inline void cfvi_store_i32(int32_t *p, cfvi v) { _mm_storeu_si128((__m128i *)p, v); }
+static inline void cfvi_store_i32_n(int32_t *p, cfvi v, int64_t n) {
+    int32_t tmp[4];
+    _mm_storeu_si128((__m128i *)tmp, v);
+    memcpy(p, tmp, (size_t)n * sizeof(int32_t));
+}
+static inline cfvm cfvi_cmpge_u32(cfvi a, cfvi b) {  /* a >= b unsigned <=> !(b > a) signed after flipping the top bit */
+    const __m128i flip = _mm_set1_epi32((int)0x80000000u);
+    const __m128i gt = _mm_cmpgt_epi32(_mm_xor_si128(b, flip), _mm_xor_si128(a, flip));
+    return _mm_castsi128_ps(_mm_xor_si128(gt, _mm_set1_epi32(-1)));
+}
+static inline cfvi cfvi_xor(cfvi a, cfvi b) { return _mm_xor_si128(a, b); }
+static inline cfvi cfvi_iota(void) { return _mm_setr_epi32(0, 1, 2, 3); }
+static inline void cfvi_mulhilo_u32(cfvi a, uint32_t m, cfvi *hi, cfvi *lo) {
+    const __m128i mv = _mm_set1_epi32((int)m);
+    const __m128i even = _mm_mul_epu32(a, mv), odd = _mm_mul_epu32(_mm_srli_epi64(a, 32), mv);
+    /* even = [lo0 hi0 lo2 hi2], odd = [lo1 hi1 lo3 hi3] as 32-bit lanes */
+    const __m128i lo02 = _mm_shuffle_epi32(even, _MM_SHUFFLE(2, 2, 2, 0)), hi02 = _mm_shuffle_epi32(even, _MM_SHUFFLE(3, 3, 3, 1));
+    const __m128i lo13 = _mm_shuffle_epi32(odd, _MM_SHUFFLE(2, 2, 2, 0)), hi13 = _mm_shuffle_epi32(odd, _MM_SHUFFLE(3, 3, 3, 1));
+    *lo = _mm_unpacklo_epi32(lo02, lo13);
+    *hi = _mm_unpacklo_epi32(hi02, hi13);
+}
 
 /* ---------------------------------------------------------------------------------------------
  * Portable C: one lane.
@@ -202,6 +349,7 @@ static inline cfv cfv_load(const float *p) { return *p; }
 static inline void cfv_store(float *p, cfv v) { *p = v; }
 static inline cfv cfv_load_n(const float *p, int64_t n) { return n > 0 ? *p : 0.0f; }
 static inline void cfv_store_n(float *p, cfv v, int64_t n) { if (n > 0) *p = v; }
+static inline cfv cfv_load_n_or(const float *p, int64_t n, cfv fill) { return n > 0 ? *p : fill; }
 static inline cfv cfv_set1(float a) { return a; }
 static inline cfv cfv_zero(void) { return 0.0f; }
 static inline cfv cfv_add(cfv a, cfv b) { return a + b; }
@@ -245,6 +393,13 @@ static inline cfvi cfvi_load_i32_n(const int32_t *p, int64_t n) { return n > 0 ?
 static inline void cfvi_store_i32(int32_t *p, cfvi v) { *p = v; }
 static inline void cfvi_store_i32_n(int32_t *p, cfvi v, int64_t n) { if (n > 0) *p = v; }
 static inline cfvm cfvi_cmpge_u32(cfvi a, cfvi b) { return (uint32_t)a >= (uint32_t)b; }
+static inline cfvi cfvi_xor(cfvi a, cfvi b) { return a ^ b; }
+static inline cfvi cfvi_iota(void) { return 0; }
+static inline void cfvi_mulhilo_u32(cfvi a, uint32_t m, cfvi *hi, cfvi *lo) {
+    const uint64_t p = (uint64_t)(uint32_t)a * m;
+    *hi = (cfvi)(uint32_t)(p >> 32);
+    *lo = (cfvi)(uint32_t)p;
+}
 #endif
 
 /* ---------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ static float probe_generic(int64_t iterations, float x, float y) {
     return s;
 }
 
-volatile float cf_fma_peak_sink;
+static volatile float sink;
 static volatile float probe_x = 0.999999f, probe_y = 1e-6f;
 
 cf_status cf_fma_peak(int64_t iterations, double *flops, double *seconds) {
@@ -48,7 +48,7 @@ cf_status cf_fma_peak(int64_t iterations, double *flops, double *seconds) {
         else if (isa == CF_ISA_AVX2) s = cf_fma_probe__avx2(iterations, x, y);
         else s = probe_generic(iterations, x, y);
         if (cf_thread_id() == 0) used = cf_thread_count();
-        cf_fma_peak_sink = s;
+        sink = s;
         CF_FTZ_END;
     }
     *seconds = now_seconds() - t0;

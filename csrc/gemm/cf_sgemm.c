@@ -172,7 +172,11 @@ static cf_status run(problem *pb) {
 
     const double macs = (double)pb->M * (double)pb->N * (double)pb->K;
     int tm = 1, tn = 1;
-    if (macs >= CF_SGEMM_MT_MIN_MACS)
+    int nested = 0;
+#ifdef CNNFAST_HAVE_OPENMP
+    nested = omp_in_parallel();  /* called from a caller's parallel region: stay on this thread */
+#endif
+    if (macs >= CF_SGEMM_MT_MIN_MACS && !nested)
         choose_grid(pb->M, pb->N, pb->cfg->mr, pb->cfg->nr, cf_get_num_threads(), &tm, &tn);
     const int cells = tm * tn;
     cf_status status = CF_OK;
@@ -210,8 +214,9 @@ cf_status cf_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, fl
     }
     const cf_sgemm_strided sa = {A, trans_a ? 1 : lda, trans_a ? lda : 1};
     const cf_sgemm_strided sb = {B, trans_b ? ldb : 1, trans_b ? 1 : ldb};
-    problem pb = {M, N, K, 0, alpha, beta, C, ldc, bias, relu,
-                  {cf_sgemm_pack_strided, &sa, &sa}, {cf_sgemm_pack_strided, &sb, &sb}, NULL};
+    problem pb = {.M = M, .N = N, .K = K, .alpha = alpha, .beta = beta, .C = C, .ldc = ldc,
+                  .bias = bias, .relu = relu,
+                  .a = {cf_sgemm_pack_strided, &sa, &sa}, .b = {cf_sgemm_pack_strided, &sb, &sb}};
     return run(&pb);
 }
 
@@ -222,7 +227,7 @@ cf_status cf_sgemm_ex(int64_t M, int64_t N, int64_t K, float alpha, cf_sgemm_pac
     if (M == 0 || N == 0) return CF_OK;
     if (C == NULL || ldc < N) return CF_ERR_ARGUMENT;
     if (K > 0 && (pack_a == NULL || pack_b == NULL)) return CF_ERR_ARGUMENT;
-    problem pb = {M, N, K, 0, alpha, beta, C, ldc, bias, relu,
-                  {pack_a, ctx_a, NULL}, {pack_b, ctx_b, NULL}, NULL};
+    problem pb = {.M = M, .N = N, .K = K, .alpha = alpha, .beta = beta, .C = C, .ldc = ldc,
+                  .bias = bias, .relu = relu, .a = {pack_a, ctx_a, NULL}, .b = {pack_b, ctx_b, NULL}};
     return run(&pb);
 }

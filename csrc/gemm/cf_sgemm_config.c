@@ -20,12 +20,9 @@
 #include "cnnfast/gemm.h"
 
 static const cf_sgemm_config configs[CF_ISA_COUNT] = {
-    [CF_ISA_GENERIC] = {4, 16, 1024, 256, 256, 128, 128, cf_sgemm_ukr_4x16__generic,
-                        "cf_sgemm_ukr_4x16__generic"},
-    [CF_ISA_AVX2] = {6, 16, 4080, 256, 512, 256, 256, cf_sgemm_ukr_6x16__avx2,
-                     "cf_sgemm_ukr_6x16__avx2"},
-    [CF_ISA_AVX512] = {14, 32, 4032, 384, 512, 256, 256, cf_sgemm_ukr_14x32__avx512,
-                       "cf_sgemm_ukr_14x32__avx512"},
+    [CF_ISA_GENERIC] = {4, 16, 1024, 256, 256, 128, 128, cf_sgemm_ukr_4x16__generic},
+    [CF_ISA_AVX2] = {6, 16, 4080, 256, 512, 256, 256, cf_sgemm_ukr_6x16__avx2},
+    [CF_ISA_AVX512] = {14, 32, 4032, 384, 512, 256, 256, cf_sgemm_ukr_14x32__avx512},
 };
 
 const cf_sgemm_config *cf_sgemm_config_for(cf_isa isa) {

@@ -44,7 +44,6 @@ typedef struct {
     int64_t pack_a_min_n;  /* pack A when a thread's share of N is at least this */
     int64_t pack_b_min_m;  /* pack (untransposed) B when a thread's share of M is at least this */
     cf_sgemm_ukr_fn ukr;
-    const char *ukr_name;
 } cf_sgemm_config;
 
 const cf_sgemm_config *cf_sgemm_config_for(cf_isa isa);

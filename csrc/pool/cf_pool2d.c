@@ -56,16 +56,14 @@ cf_status cf_avgpool2d_fwd(const cf_pool2d_shape *s, const float *x, float *y) {
     if (!shape_ok(s)) return CF_ERR_ARGUMENT;
     if (empty_output(s)) return CF_OK;
     if (x == NULL || y == NULL) return CF_ERR_ARGUMENT;
-    pool_table()->avgpool_fwd(s, x, y);
-    return CF_OK;
+    return pool_table()->avgpool_fwd(s, x, y);
 }
 
 cf_status cf_avgpool2d_bwd(const cf_pool2d_shape *s, const float *dy, float *dx) {
     if (!shape_ok(s)) return CF_ERR_ARGUMENT;
     if (empty_input(s)) return CF_OK;
     if (dx == NULL || (!empty_output(s) && dy == NULL)) return CF_ERR_ARGUMENT;
-    pool_table()->avgpool_bwd(s, dy, dx);
-    return CF_OK;
+    return pool_table()->avgpool_bwd(s, dy, dx);
 }
 
 static int global_ok(int64_t n, int64_t hw, int64_t c) {

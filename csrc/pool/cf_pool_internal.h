@@ -10,8 +10,8 @@
 typedef struct {
     void (*maxpool_fwd)(const cf_pool2d_shape *s, const float *x, float *y, void *argmax, int index_bytes);
     void (*maxpool_bwd)(const cf_pool2d_shape *s, const float *dy, const void *argmax, int index_bytes, float *dx);
-    void (*avgpool_fwd)(const cf_pool2d_shape *s, const float *x, float *y);
-    void (*avgpool_bwd)(const cf_pool2d_shape *s, const float *dy, float *dx);
+    cf_status (*avgpool_fwd)(const cf_pool2d_shape *s, const float *x, float *y);
+    cf_status (*avgpool_bwd)(const cf_pool2d_shape *s, const float *dy, float *dx);
     cf_status (*global_avg_fwd)(const float *x, float *y, int64_t n, int64_t hw, int64_t c);
     void (*global_avg_bwd)(const float *dy, float *dx, int64_t n, int64_t hw, int64_t c);
     void (*global_max_fwd)(const float *x, float *y, int32_t *argmax, int64_t n, int64_t hw, int64_t c);

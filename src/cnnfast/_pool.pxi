@@ -25,22 +25,34 @@ cdef extern from "cnnfast.h" nogil:
 
 
 cdef inline float *_f32_or_null(float[::1] a):
-    return NULL if a is None or a.shape[0] == 0 else &a[0]
+    if a is None or a.shape[0] == 0:
+        return NULL
+    return &a[0]
 
 cdef inline const float *_cf32_or_null(const float[::1] a):
-    return NULL if a is None or a.shape[0] == 0 else &a[0]
+    if a is None or a.shape[0] == 0:
+        return NULL
+    return &a[0]
 
 cdef inline uint8_t *_u8_or_null(uint8_t[::1] a):
-    return NULL if a is None or a.shape[0] == 0 else &a[0]
+    if a is None or a.shape[0] == 0:
+        return NULL
+    return &a[0]
 
 cdef inline const uint8_t *_cu8_or_null(const uint8_t[::1] a):
-    return NULL if a is None or a.shape[0] == 0 else &a[0]
+    if a is None or a.shape[0] == 0:
+        return NULL
+    return &a[0]
 
 cdef inline int32_t *_i32_or_null(int32_t[::1] a):
-    return NULL if a is None or a.shape[0] == 0 else &a[0]
+    if a is None or a.shape[0] == 0:
+        return NULL
+    return &a[0]
 
 cdef inline const int32_t *_ci32_or_null(const int32_t[::1] a):
-    return NULL if a is None or a.shape[0] == 0 else &a[0]
+    if a is None or a.shape[0] == 0:
+        return NULL
+    return &a[0]
 
 
 cdef cf_pool2d_shape _pool_shape(tuple geometry) except *:

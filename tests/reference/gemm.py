@@ -32,13 +32,13 @@ def matmul_error_bound(a, b, *, trans_a=False, trans_b=False, bias=None, c=None,
     B = B.T if trans_b else B
     K = A.shape[1]
     u = 2.0 ** -24
-    bound = (K + 2) * u * abs(alpha) * (A @ B)
+    products = abs(alpha) * (A @ B)
     extra = 0.0
     if c is not None and beta != 0.0:
         extra = extra + abs(beta) * np.abs(np.asarray(c, dtype=np.float64))
     if bias is not None:
         extra = extra + np.abs(np.asarray(bias, dtype=np.float64))[None, :]
-    return 2.0 * (bound + 4 * u * (extra + abs(alpha) * (A @ B))) + 1e-30
+    return 2.0 * ((K + 2) * u * products + 4 * u * (extra + products)) + 1e-30
 
 
 def pack_ref(data, stride_x, stride_k, x0, k0, nx, nk, r):

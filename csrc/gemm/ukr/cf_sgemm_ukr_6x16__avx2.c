@@ -73,11 +73,13 @@ ALWAYS_INLINE void body(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, c
 
     const float *ap = a, *bp = b;
     if (unit_rs) {
-        /* A panel k-major (packed, or A^T in place): one new line per k step, fetched ahead. */
+        /* A panel k-major: a packed panel (cs_a == MR) is L1-resident; A^T read in place brings
+         * one new line per k step, fetched ahead (the test is hoisted out of the loop). */
+        const int pf_a = cs_a != MR;
 #pragma GCC unroll 4
         for (int64_t p = 0; p < k; ++p) {
-            _mm_prefetch((const char *)(ap + PF_K * cs_a), _MM_HINT_T0);
-            _mm_prefetch((const char *)(ap + PF_K * cs_a + MR - 1), _MM_HINT_T0);
+            if (pf_a) _mm_prefetch((const char *)(ap + PF_K * cs_a), _MM_HINT_T0);
+            if (pf_a) _mm_prefetch((const char *)(ap + PF_K * cs_a + MR - 1), _MM_HINT_T0);
             K_STEP()
             ap += cs_a;
             bp += rs_b;

@@ -23,6 +23,11 @@
  * an NHWC image (implicit im2col, no M x K buffer); plain strided matrices use the built-in
  * packer cf_sgemm_pack_strided.
  *
+ * Scratch memory: the engine packs into cf_workspace slots 0 and 1 of each thread it runs on.
+ * Code that calls cf_sgemm / cf_sgemm_ex while holding its own cf_workspace buffer must keep it
+ * in slot 2 or 3, or the call may reallocate it. Called from inside an OpenMP parallel region,
+ * the engine runs on the calling thread only (nested regions are not opened).
+ *
  * Numerics: each output element is accumulated in float32 in increasing k order, in blocks of
  * the ISA's KC; the result depends on the ISA path but not on the thread count, and is the same
  * bit for bit from run to run. beta == 0 means C is write-only (NaN or Inf in C are ignored).

@@ -73,7 +73,12 @@ class Callback:
 
 
 def _overrides(cb, *names):
-    return any(getattr(type(cb), n, None) is not getattr(Callback, n) for n in names)
+    """Does ``cb`` (its class or the instance itself, as LambdaCallback) define one of the hooks?"""
+    for n in names:
+        attr = getattr(cb, n, None)
+        if getattr(attr, "__func__", attr) is not getattr(Callback, n):
+            return True
+    return False
 
 
 class CallbackList:

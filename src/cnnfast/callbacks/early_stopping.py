@@ -10,7 +10,8 @@ __all__ = ["EarlyStopping", "monitor_direction"]
 
 
 def monitor_direction(model, monitor: str, mode: str, who: str) -> str:
-    """'min' or 'max' for ``monitor``: from ``mode``, else loss -> min, else the metric's direction."""
+    """'min' or 'max' for ``monitor``: from ``mode``; else loss -> min; else the direction of the
+    model's metric of that name; else by name (accuracies up, losses and errors down)."""
     if mode in ("min", "max"):
         return mode
     name = monitor[4:] if monitor.startswith("val_") else monitor
@@ -19,6 +20,10 @@ def monitor_direction(model, monitor: str, mode: str, who: str) -> str:
     for m in getattr(model, "metrics", []) or []:
         if m.name == name and getattr(m, "_direction", None) in ("up", "down"):
             return "max" if m._direction == "up" else "min"
+    if "acc" in name or name.startswith("fmeasure"):  # Keras ModelCheckpoint's rule
+        return "max"
+    if any(k in name for k in ("loss", "error", "crossentropy", "mse", "mae")):
+        return "min"
     raise ValueError(f"{who} received monitor={monitor!r} but cnnfast cannot determine whether that "
                      "metric should be maximized or minimized. Pass mode='max' to use the highest "
                      "value, or mode='min' to use the lowest.")

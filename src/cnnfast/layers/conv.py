@@ -316,10 +316,12 @@ class Conv2DTranspose(_BaseConv):
         dz = self._activation_backward(dy, ctx)
         if not self._trainable and not need_dx:
             return None
-        dx, dw, db = ops.conv2d_transpose_backward(dz, ctx["x"], self.kernel.value, **self._op_args())
+        dx, dw, db = ops.conv2d_transpose_backward(dz, ctx["x"], self.kernel.value, need_input_grad=need_dx,
+                                                   need_bias_grad=self.bias is not None and self._trainable,
+                                                   **self._op_args())
         if self._trainable:
-            self._write_grads(dw, db if self.bias is not None else None)
-        return dx if need_dx else None
+            self._write_grads(dw, db)
+        return dx
 
     def get_config(self):
         config = self._conv_config()

@@ -11,8 +11,6 @@ The kernels work on ``(rows, channels)``; any input rank is viewed that way with
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .. import initializers as _initializers
 from .. import ops
 from ..ops._checks import as_float, as_int
@@ -69,43 +67,40 @@ class BatchNormalization(Layer):
                                            trainable=False)
         self.moving_variance = self.add_weight((c,), self.moving_variance_initializer,
                                                name="moving_variance", trainable=False)
-        self._ones = np.ones(c, np.float32)
-        self._zeros = np.zeros(c, np.float32)
         self._input_spec = (len(input_shape), {-1: c})
-
-    def _gamma_beta(self):
-        return (self.gamma.value if self.gamma is not None else self._ones,
-                self.beta.value if self.beta is not None else self._zeros)
 
     def forward(self, x, training, ctx):
         c = x.shape[-1]
         x2 = x.reshape(-1, c)
-        gamma, beta = self._gamma_beta()
         batch_stats = bool(training) and self._trainable
         y, mean, inv_std = ops.batch_norm_forward(
-            x2, gamma, beta, self.moving_mean.value, self.moving_variance.value,
-            momentum=self.momentum, epsilon=self.epsilon, training=batch_stats)
+            x2, None if self.gamma is None else self.gamma.value, None if self.beta is None else self.beta.value,
+            self.moving_mean.value, self.moving_variance.value, momentum=self.momentum, epsilon=self.epsilon,
+            training=batch_stats)
         ctx.update(x=x2, mean=mean, inv_std=inv_std, batch_stats=batch_stats)
         return y.reshape(x.shape)
 
     def backward(self, dy, ctx, need_dx):
         x2 = ctx["x"]
-        dy2 = dy.reshape(x2.shape)
-        gamma, _ = self._gamma_beta()
-        if not ctx["batch_stats"]:  # statistics are constants: an affine map per channel
-            if not need_dx:
-                return None
-            inv_std = (1.0 / np.sqrt(self.moving_variance.value + np.float32(self.epsilon))).astype(np.float32)
-            return (dy2 * (gamma * inv_std)).reshape(dy.shape)
-        dx, dgamma, dbeta = ops.batch_norm_backward(dy2, x2, gamma, ctx["mean"], ctx["inv_std"])
-        for var, g in ((self.gamma, dgamma), (self.beta, dbeta)):
-            if var is not None:
-                slot, acc = grad_target(var)
-                if acc:
-                    slot += g
-                else:
-                    slot[...] = g
+        batch_stats = ctx["batch_stats"]
+        if not need_dx and not (batch_stats and self._trainable_weights_exist()):
+            return None
+        # inference mode (or a frozen layer): the statistics are constants, dx = gamma*inv_std*dy
+        dx, dgamma, dbeta = ops.batch_norm_backward(dy.reshape(x2.shape), x2,
+                                                    None if self.gamma is None else self.gamma.value,
+                                                    ctx["mean"], ctx["inv_std"], training=batch_stats)
+        if batch_stats:
+            for var, g in ((self.gamma, dgamma), (self.beta, dbeta)):
+                if var is not None:
+                    slot, acc = grad_target(var)
+                    if acc:
+                        slot += g
+                    else:
+                        slot[...] = g
         return dx.reshape(dy.shape) if need_dx else None
+
+    def _trainable_weights_exist(self):
+        return self.gamma is not None or self.beta is not None
 
     def get_config(self):
         config = super().get_config()

@@ -403,7 +403,8 @@ class Trainer:
         logs = {m.name: m.result() for m in self.metrics}
         return dict(sorted(logs.items()))
 
-    def _train_step(self, st, xs, y, sw):
+    def _forward_backward(self, st, xs, y, sw):
+        """Forward, loss, backward: leaves this step's gradients in the flat gradient buffer."""
         gen = _base.new_grad_generation()
         _base.set_rng_step(self.optimizer.iterations)
         try:
@@ -414,11 +415,27 @@ class Trainer:
         for v in st.tvars:
             if v._grad_generation != gen:  # no gradient reached it this step
                 v.grad.fill(0)
+        return out, loss
+
+    def _train_step(self, st, xs, y, sw):
+        out, loss = self._forward_backward(st, xs, y, sw)
         if st.params.size:
             self.optimizer.apply_flat(st.params, st.grads, st.offsets)
         else:
             self.optimizer.iterations += 1
         self._update_metrics(st, y, out, sw, loss, xs[0].shape[0])
+
+    def _gradients(self, x, y, sample_weight=None):
+        """(loss, gradients of ``trainable_weights``) on one batch in training mode, without
+        updating the weights (metrics untouched; moving statistics do update)."""
+        self._assert_compiled("gradients")
+        xs = self._standardize_x(x)
+        n = xs[0].shape[0]
+        y_raw = self._check_y(y, n)
+        st = self._prepare(y_raw.shape)
+        _, loss = self._forward_backward(st, xs, self._standardize_y(y_raw, n),
+                                         self._standardize_weights(sample_weight, n))
+        return loss, [v.grad.copy() for v in st.tvars]
 
     def _test_step(self, st, xs, y, sw):
         _, out, loss, _ = self._step_loss(st, xs, y, sw, False)

@@ -37,10 +37,10 @@ class Adam(Optimizer):
     def _slot_names(self):
         return ("momentum", "velocity", "velocity_hat") if self.amsgrad else ("momentum", "velocity")
 
-    def _update(self, param, grad, slots, lr, step):
+    def _update(self, param, grad, slots, lr, step, weight_decay):
         ops.adam_update(param, grad, slots["momentum"], slots["velocity"], step=step, learning_rate=lr,
                         beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
-                        v_hat=slots.get("velocity_hat"))
+                        v_hat=slots.get("velocity_hat"), weight_decay=weight_decay)
 
     def get_config(self):
         config = super().get_config()

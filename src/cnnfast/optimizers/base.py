@@ -14,8 +14,6 @@ gets its own state arrays and C call.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .. import ops
@@ -34,7 +32,7 @@ def _opt_float(value, op, name, minimum=None, allow_none=True, strict=False):
 
 
 class Optimizer:
-    """Base class. Subclasses define ``_slot_names()`` and ``_update(param, grad, slots, lr, step)``."""
+    """Base class. Subclasses define ``_slot_names()`` and ``_update(param, grad, slots, lr, step, wd)``."""
 
     def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None,
                  global_clipnorm=None, use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None,
@@ -154,9 +152,7 @@ class Optimizer:
             self.build(params.size, key)
         lr = self.learning_rate
         self._clip(grads, offsets)
-        if self.weight_decay:
-            ops.apply_weight_decay(params, learning_rate=lr, weight_decay=self.weight_decay)
-        self._update(params, grads, self._state[key], lr, self.iterations + 1)
+        self._update(params, grads, self._state[key], lr, self.iterations + 1, self.weight_decay or 0.0)
         self.iterations += 1
 
     def apply_gradients(self, grads_and_vars) -> None:
@@ -169,7 +165,7 @@ class Optimizer:
                 raise ValueError(f"{type(self).__name__}: gradient of size {g.size} for variable "
                                  f"{getattr(v, 'path', v)} of shape {v.value.shape}")
         if self.global_clipnorm is not None:
-            norm = math.sqrt(sum(float(np.dot(g, g)) for g in grads))
+            norm = ops.global_norm(grads) if grads else 0.0
             if norm > self.global_clipnorm:
                 for g in grads:
                     g *= np.float32(self.global_clipnorm / norm)
@@ -181,35 +177,31 @@ class Optimizer:
             p = var.value.reshape(-1)
             if not np.shares_memory(p, var.value):
                 raise ValueError(f"{type(self).__name__}: variable {var} is not contiguous")
-            if self.weight_decay:
-                ops.apply_weight_decay(p, learning_rate=lr, weight_decay=self.weight_decay)
-            self._update(p, g, self._state[key], lr, self.iterations + 1)
+            self._update(p, g, self._state[key], lr, self.iterations + 1, self.weight_decay or 0.0)
         self.iterations += 1
 
     def apply(self, grads, trainable_variables) -> None:
         self.apply_gradients(zip(grads, trainable_variables))
 
     def _clip(self, grads, offsets, use_global=True):
+        """Keras's gradient clipping, in place on the flat gradient (norms in float64, in C)."""
         if self.clipvalue is not None:
             np.clip(grads, -self.clipvalue, self.clipvalue, out=grads)
         if self.clipnorm is not None:
-            if offsets is None or len(offsets) <= 1:
-                norm = math.sqrt(float(np.dot(grads, grads)))
+            bounds = [0, grads.size] if offsets is None or len(offsets) <= 1 else \
+                list(offsets) + [grads.size]
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                part = grads[a:b]
+                norm = ops.global_norm(part)
                 if norm > self.clipnorm:
-                    grads *= np.float32(self.clipnorm / norm)
-            else:
-                sq = np.add.reduceat(np.square(grads, dtype=np.float64), offsets)
-                norms = np.sqrt(sq)
-                scale = np.where(norms > self.clipnorm, self.clipnorm / np.maximum(norms, 1e-38), 1.0)
-                if np.any(scale != 1.0):
-                    sizes = np.diff(np.append(offsets, grads.size))
-                    grads *= np.repeat(scale.astype(np.float32), sizes)
+                    part *= np.float32(self.clipnorm / norm)
         if use_global and self.global_clipnorm is not None:
-            norm = math.sqrt(float(np.dot(grads, grads)))
+            norm = ops.global_norm(grads)
             if norm > self.global_clipnorm:
                 grads *= np.float32(self.global_clipnorm / norm)
 
-    def _update(self, param, grad, slots, lr, step):
+    def _update(self, param, grad, slots, lr, step, weight_decay):
+        """One fused C update of ``param`` (decoupled ``weight_decay`` applied first, in the same pass)."""
         raise NotImplementedError
 
     # -- config -----------------------------------------------------------------------------------

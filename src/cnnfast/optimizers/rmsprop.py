@@ -39,11 +39,11 @@ class RMSprop(Optimizer):
             names.append("average_gradient")
         return tuple(names)
 
-    def _update(self, param, grad, slots, lr, step):
+    def _update(self, param, grad, slots, lr, step, weight_decay):
         ops.rmsprop_update(param, grad, slots["velocity"], learning_rate=lr, rho=self.rho,
                            momentum=self.momentum, epsilon=self.epsilon, centered=self.centered,
                            average_grad=slots.get("average_gradient"),
-                           momentum_buffer=slots.get("momentum"))
+                           momentum_buffer=slots.get("momentum"), weight_decay=weight_decay)
 
     def get_config(self):
         config = super().get_config()

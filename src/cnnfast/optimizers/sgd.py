@@ -31,9 +31,9 @@ class SGD(Optimizer):
     def _slot_names(self):
         return ("momentum",) if self.momentum else ()
 
-    def _update(self, param, grad, slots, lr, step):
+    def _update(self, param, grad, slots, lr, step, weight_decay):
         ops.sgd_update(param, grad, slots.get("momentum"), learning_rate=lr, momentum=self.momentum,
-                       nesterov=self.nesterov)
+                       nesterov=self.nesterov, weight_decay=weight_decay)
 
     def get_config(self):
         config = super().get_config()

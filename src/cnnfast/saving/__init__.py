@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from ..layers.base import weight_budget
+from ..layers.base import to_snake_case, weight_budget
 from .archive import (FORMAT, FORMAT_VERSION, WEIGHTS_FORMAT, InvalidFileError, json_bytes, metadata,
                       npz_bytes, parse_json, read_archive, read_npz, write_atomic)
 from .serialization import ConfigError, deserialize_layer, serialize_layer
@@ -25,19 +25,31 @@ __all__ = ["save_model", "load_model", "save_weights", "load_weights", "load_tor
 
 
 def weight_names(model) -> list:
-    """``(name, variable)`` for every weight of ``model`` in ``model.weights`` order:
-    ``layers/<layer>/vars/<i>``, nested models adding ``layers/<model>/`` in front."""
+    """``(name, variable)`` for every weight of ``model`` in ``model.weights`` order.
+
+    As Keras 3, a layer is addressed by its class and position, not by its (auto-generated, so
+    not reproducible) name: ``layers/dense/vars/0``, ``layers/dense_1/vars/0``... in layer order;
+    a nested model adds its own ``layers/<class>/`` level. Two instances of the same architecture
+    therefore share names, whatever their layer names are.
+    """
     out, seen = [], set()
 
     def walk(layers, prefix):
+        used = {}
         for layer in layers:
+            key = to_snake_case(type(layer).__name__)
+            if key in used:
+                used[key] += 1
+                key = f"{key}_{used[key]}"
+            else:
+                used[key] = 0
             if hasattr(layer, "_plan"):  # a nested model
-                walk(layer.layers, f"{prefix}layers/{layer.name}/")
+                walk(layer.layers, f"{prefix}layers/{key}/")
                 continue
             for i, var in enumerate(layer.weights):
                 if id(var) not in seen:
                     seen.add(id(var))
-                    out.append((f"{prefix}layers/{layer.name}/vars/{i}", var))
+                    out.append((f"{prefix}layers/{key}/vars/{i}", var))
 
     walk(model.layers, "")
     if len(out) != len(model.weights):

@@ -8,8 +8,9 @@
   "compile_config": {"optimizer", "loss", "metrics", "weighted_metrics", "loss_weights"} | null}``.
   Every object in it is ``{"class_name", "config"}`` data; see ``serialization.py``.
 * ``model.weights.npz`` — a NumPy ``.npz`` (uncompressed) with one float32 array per weight, named
-  ``layers/<layer>/vars/<i>`` (nested models: ``layers/<model>/layers/<layer>/vars/<i>``), in
-  ``model.weights`` order.
+  as Keras 3 does by layer class and position, not by layer name: ``layers/conv2d/vars/0``,
+  ``layers/conv2d_1/vars/0``, ``layers/dense/vars/1``... (a nested model adds
+  ``layers/sequential/`` in front), in ``model.weights`` order.
 * ``optimizer.npz`` (when compiled and trained) — ``iterations`` (int64 scalar) and the optimizer's
   flat state vectors, e.g. ``flat/momentum`` and ``flat/velocity`` for Adam, laid out like the
   model's trainable weights concatenated in ``model.trainable_weights`` order. Restoring it makes
