@@ -1,0 +1,307 @@
+"""Compare cnnfast's conv2d with PyTorch and a NumPy im2col implementation on the layers of the
+tutorial CNNs, and print a table: ms, GFLOP/s, % of the machine's FMA peak, ratio to PyTorch.
+
+    python benchmarks/compare_conv2d.py [--threads 1 2] [--batch 64] [--repeats 15] [--layers ...]
+
+Method: every implementation runs the same float32 inputs; each timing is the median of
+``--repeats`` runs after one warm-up, and the implementations are interleaved run by run so a
+noisy neighbour slows all of them alike. Thread counts are pinned for cnnfast
+(``cnnfast.set_num_threads``) and PyTorch (``torch.set_num_threads``); NumPy's BLAS uses whatever
+it was started with (set OMP_NUM_THREADS / OPENBLAS_NUM_THREADS to pin it).
+
+What is timed, per layer (the work a Keras Conv2D(activation="relu") layer does in training):
+  * forward: conv + bias + ReLU (fused in cnnfast; F.relu(F.conv2d(...)) in PyTorch);
+  * forward+backward: the forward, the ReLU backward (dy * (y > 0)), and the gradients of the
+    weights, the bias and — except for the first layers, whose input is the data — the input.
+PyTorch runs in NCHW and in channels_last; the faster of the two is reported.
+
+FLOPs are the direct-convolution count 2*N*Ho*Wo*Cout*Cin*kh*kw per pass (x3 for forward +
+backward with the input gradient, x2 without), whatever algorithm an implementation uses. Peak:
+``benchmarks/_peak.py`` if present, otherwise a 24-accumulator FMA loop compiled here with the
+system C compiler and run on the same number of threads.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+import cnnfast
+from cnnfast import ops
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # PyTorch is optional
+    torch = None
+
+# name, (H, W, Cin), Cout, kernel, padding
+LAYERS = [
+    ("28x28x1->32", (28, 28, 1), 32, 3, "valid"),
+    ("26x26x32->32", (26, 26, 32), 32, 3, "valid"),
+    ("13x13x32->64", (13, 13, 32), 64, 3, "valid"),
+    ("32x32x3->32", (32, 32, 3), 32, 3, "valid"),
+    ("15x15x32->64", (15, 15, 32), 64, 3, "valid"),
+    ("56x56x64->64", (56, 56, 64), 64, 3, "same"),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Peak FLOP/s estimate
+
+_FMA_SRC = r"""
+#include <immintrin.h>
+#include <stdint.h>
+__attribute__((target("avx512f")))
+double fma_loop_avx512(int64_t iters) {
+    __m512 a[24]; const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+    for (int i = 0; i < 24; i++) a[i] = _mm512_set1_ps((float)i);
+    for (int64_t it = 0; it < iters; it++)
+        for (int i = 0; i < 24; i++) a[i] = _mm512_fmadd_ps(a[i], m, c);
+    float s = 0; for (int i = 0; i < 24; i++) s += _mm512_reduce_add_ps(a[i]);
+    return s;
+}
+__attribute__((target("avx2,fma")))
+double fma_loop_avx2(int64_t iters) {
+    __m256 a[12]; const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+    for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps((float)i);
+    for (int64_t it = 0; it < iters; it++)
+        for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(a[i], m, c);
+    float s = 0, t[8]; for (int i = 0; i < 12; i++) { _mm256_storeu_ps(t, a[i]); for (int j = 0; j < 8; j++) s += t[j]; }
+    return s;
+}
+"""
+
+
+def _measured_peak(threads: int) -> tuple[float, str]:
+    """GFLOP/s of an FMA loop on `threads` concurrent threads, or the documented figure."""
+    cc = os.environ.get("CC", "cc")
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="cnnfast_peak_"))
+    src, lib = tmp / "fma.c", tmp / "fma.so"
+    src.write_text(_FMA_SRC)
+    try:
+        subprocess.run([cc, "-O2", "-shared", "-fPIC", str(src), "-o", str(lib)], check=True,
+                       capture_output=True, timeout=60)
+        dll = ctypes.CDLL(str(lib))
+    except (OSError, subprocess.SubprocessError):
+        return 116.0 * threads, "assumed 116 GFLOP/s per thread (no C compiler)"
+    isa = cnnfast.get_isa()
+    fn, flops_per_iter = (dll.fma_loop_avx512, 24 * 32) if isa == "avx512" else (dll.fma_loop_avx2, 12 * 16)
+    if isa == "generic":
+        fn, flops_per_iter = dll.fma_loop_avx2, 12 * 16
+    fn.restype, fn.argtypes = ctypes.c_double, [ctypes.c_int64]
+    iters = 20_000_000
+    best = 0.0
+    for _ in range(5):
+        ts = [threading.Thread(target=fn, args=(iters,)) for _ in range(threads)]
+        t0 = time.perf_counter()
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        best = max(best, threads * iters * flops_per_iter / (time.perf_counter() - t0) / 1e9)
+    return best, f"FMA loop, {threads} thread(s), best of 5"
+
+
+def peak_gflops(threads: int) -> tuple[float, str]:
+    try:
+        sys.path.insert(0, str(pathlib.Path(__file__).parent))
+        import _peak  # type: ignore
+        return float(_peak.peak_gflops(threads)), "benchmarks/_peak.py"
+    except Exception:
+        return _measured_peak(threads)
+
+
+# --------------------------------------------------------------------------------------------
+# NumPy im2col reference implementation
+
+
+def _pads(hw, k, padding):
+    if padding == "valid":
+        return 0, 0
+    total = k - 1  # stride 1 'same'
+    return total // 2, total - total // 2
+
+
+def numpy_forward(x, w, b, padding):
+    """im2col (a strided view, copied by reshape) + one BLAS matmul + bias + ReLU."""
+    kh, kw, cin, cout = w.shape
+    pt, pb = _pads(x.shape[1], kh, padding)
+    pl, pr = _pads(x.shape[2], kw, padding)
+    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0))) if pt + pb + pl + pr else x
+    win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(1, 2))  # N,Ho,Wo,C,kh,kw
+    n, ho, wo = win.shape[:3]
+    cols = win.transpose(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, kh * kw * cin)
+    y = cols @ w.reshape(kh * kw * cin, cout) + b
+    np.maximum(y, 0, out=y)
+    return y.reshape(n, ho, wo, cout), cols
+
+
+def numpy_backward(dy, cols, x, w, padding, need_dx):
+    kh, kw, cin, cout = w.shape
+    d2 = dy.reshape(-1, cout)
+    dw = (cols.T @ d2).reshape(w.shape)
+    db = d2.sum(axis=0)
+    dx = None
+    if need_dx:
+        dcols = (d2 @ w.reshape(-1, cout).T).reshape(dy.shape[:3] + (kh, kw, cin))
+        pt, pb = _pads(x.shape[1], kh, padding)
+        pl, pr = _pads(x.shape[2], kw, padding)
+        dxp = np.zeros((x.shape[0], x.shape[1] + pt + pb, x.shape[2] + pl + pr, cin), np.float32)
+        ho, wo = dy.shape[1], dy.shape[2]
+        for i in range(kh):
+            for j in range(kw):
+                dxp[:, i:i + ho, j:j + wo, :] += dcols[:, :, :, i, j, :]
+        dx = dxp[:, pt:pt + x.shape[1], pl:pl + x.shape[2], :]
+    return dx, dw, db
+
+
+# --------------------------------------------------------------------------------------------
+# The three implementations, as closures over one layer's inputs
+
+
+def make_layer(hw_c, cout, k, padding, batch, seed=0):
+    rng = np.random.default_rng(seed)
+    h, w_, cin = hw_c
+    x = rng.standard_normal((batch, h, w_, cin)).astype(np.float32)
+    w = (rng.standard_normal((k, k, cin, cout)) / np.sqrt(k * k * cin)).astype(np.float32)
+    b = (rng.standard_normal(cout) * 0.1).astype(np.float32)
+    y = ops.conv2d(x, w, b, padding=padding, activation="relu")
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    flops = 2.0 * batch * y.shape[1] * y.shape[2] * cout * cin * k * k
+    return dict(x=x, w=w, b=b, y=y, dy=dy, flops=flops, padding=padding, first=cin <= 3)
+
+
+def cnnfast_fns(L):
+    x, w, b, y, dy, pad, first = L["x"], L["w"], L["b"], L["y"], L["dy"], L["padding"], L["first"]
+
+    def fwd():
+        return ops.conv2d(x, w, b, padding=pad, activation="relu", out=y)
+
+    def fwd_bwd():
+        out = ops.conv2d(x, w, b, padding=pad, activation="relu", out=y)
+        g = dy * (out > 0)
+        return ops.conv2d_backward(g, x, w, padding=pad, need_input_grad=not first)
+
+    return fwd, fwd_bwd
+
+
+def torch_fns(L, channels_last):
+    pad = L["padding"] if L["padding"] == "valid" else "same"
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.from_numpy(L["x"].transpose(0, 3, 1, 2).copy()).contiguous(memory_format=fmt)
+    w = torch.from_numpy(L["w"].transpose(3, 2, 0, 1).copy()).contiguous(memory_format=fmt)
+    b = torch.from_numpy(L["b"].copy())
+    dy = torch.from_numpy(L["dy"].transpose(0, 3, 1, 2).copy()).contiguous(memory_format=fmt)
+    wg, bg = w.clone().requires_grad_(True), b.clone().requires_grad_(True)
+    xg = x.clone().requires_grad_(not L["first"])
+
+    def fwd():
+        with torch.no_grad():
+            return F.relu(F.conv2d(x, w, b, padding=pad))
+
+    def fwd_bwd():
+        wg.grad = bg.grad = xg.grad = None
+        out = F.relu(F.conv2d(xg, wg, bg, padding=pad))
+        out.backward(dy)
+        return wg.grad
+
+    return fwd, fwd_bwd
+
+
+def numpy_fns(L):
+    x, w, b, dy, pad, first = L["x"], L["w"], L["b"], L["dy"], L["padding"], L["first"]
+
+    def fwd():
+        return numpy_forward(x, w, b, pad)[0]
+
+    def fwd_bwd():
+        out, cols = numpy_forward(x, w, b, pad)
+        return numpy_backward(dy * (out > 0), cols, x, w, pad, not first)
+
+    return fwd, fwd_bwd
+
+
+def interleaved_medians(fns: dict, repeats: int) -> dict:
+    """Median seconds per function, running them in turn so load changes hit all alike."""
+    times = {k: [] for k in fns}
+    for f in fns.values():
+        f()  # warm-up: workspaces, caches, lazy init
+    for _ in range(repeats):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def run(threads_list, batch, repeats, layers, with_numpy=True, out=sys.stdout):
+    rows = []
+    for nt in threads_list:
+        cnnfast.set_num_threads(nt)
+        if torch is not None:
+            torch.set_num_threads(nt)
+        peak, how = peak_gflops(nt)
+        print(f"\n## {nt} thread(s); peak {peak:.0f} GFLOP/s ({how}); ISA {cnnfast.get_isa()}; "
+              f"batch {batch}; median of {repeats}", file=out)
+        print(f"{'layer':14s} {'pass':9s} {'cnnfast ms':>10s} {'GFLOP/s':>8s} {'%peak':>6s} "
+              f"{'torch ms':>9s} {'(fmt)':>6s} {'ratio':>6s} {'numpy ms':>9s}", file=out)
+        for name, hw_c, cout, k, padding in LAYERS:
+            if layers and name not in layers:
+                continue
+            L = make_layer(hw_c, cout, k, padding, batch)
+            reps = max(3, repeats // 3) if L["flops"] > 5e9 else repeats
+            fns = {}
+            cf, cfb = cnnfast_fns(L)
+            fns["cnnfast_f"], fns["cnnfast_fb"] = cf, cfb
+            if torch is not None:
+                for fmt, cl in (("nchw", False), ("cl", True)):
+                    tf, tfb = torch_fns(L, cl)
+                    fns[f"torch_{fmt}_f"], fns[f"torch_{fmt}_fb"] = tf, tfb
+            if with_numpy:
+                nf, nfb = numpy_fns(L)
+                fns["numpy_f"], fns["numpy_fb"] = nf, nfb
+            med = interleaved_medians(fns, reps)
+            for pass_, suffix, mult in (("fwd", "_f", 1), ("fwd+bwd", "_fb", 2 if L["first"] else 3)):
+                t = med["cnnfast" + suffix]
+                gf = mult * L["flops"] / t / 1e9
+                tt, fmt, ratio = float("nan"), "-", float("nan")
+                if torch is not None:
+                    cands = {f: med[f"torch_{f}{suffix}"] for f in ("nchw", "cl")}
+                    fmt = min(cands, key=cands.get)
+                    tt = cands[fmt]
+                    ratio = t / tt
+                nt_ms = med["numpy" + suffix] * 1e3 if with_numpy else float("nan")
+                print(f"{name:14s} {pass_:9s} {t * 1e3:10.2f} {gf:8.1f} {100 * gf / peak:5.0f}% "
+                      f"{tt * 1e3:9.2f} {fmt:>6s} {ratio:6.2f} {nt_ms:9.2f}", file=out)
+                rows.append(dict(threads=nt, layer=name, pass_=pass_, ms=t * 1e3, gflops=gf,
+                                 peak_pct=100 * gf / peak, torch_ms=tt * 1e3, torch_fmt=fmt,
+                                 ratio=ratio, numpy_ms=nt_ms))
+            out.flush()
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--layers", nargs="*", default=None, help="subset of layer names")
+    ap.add_argument("--no-numpy", action="store_true", help="skip the (slow) NumPy im2col baseline")
+    args = ap.parse_args(argv)
+    print(f"cnnfast {cnnfast.__version__}, torch {torch.__version__ if torch else 'absent'}, "
+          f"numpy {np.__version__}")
+    run(args.threads, args.batch, args.repeats, args.layers, with_numpy=not args.no_numpy)
+
+
+if __name__ == "__main__":
+    main()

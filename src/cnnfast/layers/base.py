@@ -1,0 +1,549 @@
+"""Layer, Variable, symbolic tensors and the InputLayer: the machinery every layer shares.
+
+A layer has a Keras face and a training face.
+
+Keras face: ``Layer(name=..., trainable=..., input_shape=...)``, lazy ``build(input_shape)`` that
+creates weights with ``add_weight``, ``compute_output_shape``, ``get_config``/``from_config``,
+``weights``/``get_weights``/``set_weights``/``count_params``, and ``__call__`` on either a NumPy
+array (eager inference: returns an array) or a symbolic ``KerasTensor`` from ``Input`` (records a
+``Node`` in the graph, which is how the functional ``Model`` is built).
+
+Training face (used by models; no tape, each layer writes its own backward):
+
+* ``forward(x, training, ctx) -> y``: ``ctx`` is a dict owned by the caller for one call site of
+  the layer (one graph node), kept between steps. The layer stashes what its backward needs there
+  and takes its output buffers from it (:func:`buffer`), so a training step allocates no new
+  activation memory once shapes are stable. Eager calls pass a fresh dict, so nothing returned to
+  a user is ever overwritten later.
+* ``backward(dy, ctx, need_dx) -> dx``: writes the weight gradients into ``Variable.grad`` (views
+  into the model's single flat gradient buffer) and returns the input gradient (None when
+  ``need_dx`` is False, which spares the first layer's costly input gradient). A layer used at
+  several call sites adds its gradients up: :func:`grad_target` says whether a gradient slot was
+  already written during the current step (a per-step generation counter, so nothing is zeroed).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections import defaultdict
+
+import numpy as np
+
+from .. import initializers as _initializers
+
+__all__ = ["Layer", "Variable", "KerasTensor", "Node", "InputLayer", "Input", "buffer", "grad_target",
+           "new_grad_generation", "set_rng_step", "rng_step", "to_snake_case", "unique_name",
+           "standardize_shape"]
+
+# --------------------------------------------------------------------------------------------
+# names
+_NAME_UIDS: defaultdict = defaultdict(int)
+
+
+def to_snake_case(name: str) -> str:
+    """Keras's rule: ``Conv2D`` -> ``conv2d``, ``MaxPooling2D`` -> ``max_pooling2d``, ``ReLU`` -> ``re_lu``."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def unique_name(prefix: str) -> str:
+    """``prefix`` the first time in this process, then ``prefix_1``, ``prefix_2``... (as Keras)."""
+    n = _NAME_UIDS[prefix]
+    _NAME_UIDS[prefix] = n + 1
+    return prefix if n == 0 else f"{prefix}_{n}"
+
+
+# --------------------------------------------------------------------------------------------
+# shapes
+def standardize_shape(shape, what: str, allow_none: bool = True) -> tuple:
+    """A shape as a tuple of positive ints (and None where allowed), or a clear ValueError."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)):
+        raise TypeError(f"{what} must be a tuple of integers, got {shape!r}")
+    out = []
+    for s in shape:
+        if s is None and allow_none:
+            out.append(None)
+            continue
+        if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) or s < 0:
+            raise ValueError(f"{what} must hold non-negative integers{' or None' if allow_none else ''}, "
+                             f"got {tuple(shape)!r}")
+        out.append(int(s))
+    return tuple(out)
+
+
+def _fmt(shape) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+# --------------------------------------------------------------------------------------------
+# gradient bookkeeping: one generation per training step
+_GRAD_STATE = {"generation": 1}
+
+
+def new_grad_generation() -> int:
+    """Start a new backward pass: every gradient slot counts as unwritten again."""
+    _GRAD_STATE["generation"] += 1
+    return _GRAD_STATE["generation"]
+
+
+def grad_target(var: "Variable") -> tuple:
+    """``(grad_array, accumulate)``: accumulate is True when ``var.grad`` was already written in
+    this backward pass (the layer is shared), so the new contribution must be added."""
+    gen = _GRAD_STATE["generation"]
+    if var._grad_generation == gen:
+        return var.grad, True
+    var._grad_generation = gen
+    return var.grad, False
+
+
+_RNG = {"step": None}
+
+
+def set_rng_step(step) -> None:
+    """Set by a model around a training step: the step number random layers (Dropout) use."""
+    _RNG["step"] = step
+
+
+def rng_step():
+    return _RNG["step"]
+
+
+def buffer(ctx: dict, key: str, shape: tuple) -> np.ndarray:
+    """A float32 buffer of ``shape`` owned by ``ctx`` and reused by later steps of the same shape."""
+    k = (key, shape)
+    buf = ctx.get(k)
+    if buf is None:
+        buf = ctx[k] = np.empty(shape, dtype=np.float32)
+    return buf
+
+
+# --------------------------------------------------------------------------------------------
+# allocation budget (set while loading a file, so a forged config cannot allocate terabytes)
+_BUDGET = {"remaining": None}
+
+
+class weight_budget:
+    """Context manager: weights created inside may hold at most ``max_elements`` floats in total."""
+
+    def __init__(self, max_elements: int, source: str):
+        self.max_elements, self.source = int(max_elements), source
+
+    def __enter__(self):
+        self._saved = _BUDGET.get("remaining"), _BUDGET.get("source"), _BUDGET.get("skip_init")
+        _BUDGET.update(remaining=self.max_elements, source=self.source, skip_init=True)
+        return self
+
+    def __exit__(self, *exc):
+        _BUDGET["remaining"], _BUDGET["source"], _BUDGET["skip_init"] = self._saved
+        return False
+
+
+# --------------------------------------------------------------------------------------------
+class Variable:
+    """A weight: ``value`` (float32 ndarray, possibly a view into a model's flat buffer) and
+    ``grad`` (same shape). ``numpy()`` returns a copy; ``assign`` writes in place."""
+
+    __slots__ = ("name", "path", "trainable", "value", "grad", "_grad_generation")
+
+    def __init__(self, value: np.ndarray, name: str, path: str, trainable: bool):
+        self.value = value
+        self.grad = np.zeros_like(value) if trainable else None
+        self.name, self.path, self.trainable = name, path, trainable
+        self._grad_generation = 0
+
+    @property
+    def shape(self):
+        return self.value.shape
+
+    @property
+    def dtype(self):
+        return "float32"
+
+    @property
+    def size(self):
+        return self.value.size
+
+    def numpy(self) -> np.ndarray:
+        return self.value.copy()
+
+    def assign(self, value) -> None:
+        arr = np.asarray(value)
+        if arr.shape != self.value.shape:
+            raise ValueError(f"Variable {self.path}: cannot assign a value of shape {arr.shape} to a "
+                             f"variable of shape {self.value.shape}")
+        if arr.dtype.kind not in "fiu":
+            raise TypeError(f"Variable {self.path}: cannot assign values of dtype {arr.dtype}")
+        self.value[...] = arr
+
+    def __array__(self, dtype=None, copy=None):
+        return self.value.astype(dtype) if dtype is not None else self.value
+
+    def __repr__(self):
+        return f"<Variable path={self.path}, shape={self.value.shape}, dtype=float32>"
+
+
+# --------------------------------------------------------------------------------------------
+_NODE_IDS = itertools.count()
+
+
+class KerasTensor:
+    """A symbolic tensor: a shape with a None batch axis, produced by ``Input`` or a layer call."""
+
+    __slots__ = ("shape", "name", "_keras_history")
+
+    def __init__(self, shape, name=None, history=None):
+        self.shape = tuple(shape)
+        self.name = name
+        self._keras_history = history  # (layer, node_index, tensor_index)
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    @property
+    def dtype(self):
+        return "float32"
+
+    def __repr__(self):
+        return f"<KerasTensor shape={self.shape}, dtype=float32, name={self.name}>"
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError("A symbolic KerasTensor has no values: it describes a graph built with "
+                        "Input(); pass NumPy arrays to a Model to compute something")
+
+
+class Node:
+    """One call of a layer in a graph: its input tensors and its output tensor."""
+
+    __slots__ = ("layer", "inputs", "outputs", "uid", "multi_input")
+
+    def __init__(self, layer, inputs, outputs, multi_input):
+        self.layer, self.inputs, self.outputs = layer, list(inputs), list(outputs)
+        self.multi_input = multi_input
+        self.uid = next(_NODE_IDS)
+
+
+# --------------------------------------------------------------------------------------------
+class Layer:
+    """Base class of every layer (``keras.layers.Layer``); see the module docstring."""
+
+    #: layers whose forward takes a list of inputs (Add, Concatenate, ...)
+    _multi_input = False
+
+    def __init__(self, *, trainable=True, name=None, dtype=None, input_shape=None, input_dim=None,
+                 batch_size=None, batch_input_shape=None, **kwargs):
+        cls = type(self).__name__
+        kwargs.pop("autocast", None)
+        if kwargs:
+            raise TypeError(f"Unrecognized keyword arguments passed to {cls}: {kwargs}")
+        if dtype not in (None, "float32", np.float32):
+            raise ValueError(f"{cls}: cnnfast computes in float32, got dtype={dtype!r}")
+        if name is None:
+            name = unique_name(to_snake_case(cls))
+        elif not isinstance(name, str) or not name or "/" in name:
+            raise ValueError(f"{cls}: name must be a non-empty string without '/', got {name!r}")
+        self.name = name
+        self._trainable = bool(trainable)
+        self.built = False
+        self._variables: list = []
+        self._inbound_nodes: list = []
+        self._build_input_shape = None
+        self._output_shape = None
+        self._input_spec = None  # (ndim, {axis: size}) checked on eager calls
+        self._batch_input_shape = None
+        if batch_input_shape is not None:
+            self._batch_input_shape = standardize_shape(batch_input_shape, f"{cls}: batch_input_shape")
+        elif input_shape is not None or input_dim is not None:
+            if input_shape is None:
+                input_shape = (input_dim,)
+            shape = standardize_shape(input_shape, f"{cls}: input_shape")
+            self._batch_input_shape = (batch_size,) + shape
+
+    # -- weights -----------------------------------------------------------------------------
+    def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True, name=None,
+                   regularizer=None, constraint=None, **kwargs) -> Variable:
+        """Create a float32 weight of ``shape`` initialised by ``initializer`` (Keras signature)."""
+        cls = type(self).__name__
+        if regularizer is not None or constraint is not None:
+            raise NotImplementedError(f"{cls}: weight regularizers and constraints are not supported")
+        if dtype not in (None, "float32", np.float32):
+            raise ValueError(f"{cls}: weights are float32, got dtype={dtype!r}")
+        shape = standardize_shape(() if shape is None else shape, f"{cls}: weight shape", allow_none=False)
+        name = name or f"variable_{len(self._variables)}"
+        size = math.prod(shape)
+        remaining = _BUDGET["remaining"]
+        if remaining is not None:
+            if size > remaining:
+                raise ValueError(f"{_BUDGET['source']}: layer '{self.name}' declares a weight of shape "
+                                 f"{shape}, more than the file's weights can hold")
+            _BUDGET["remaining"] = remaining - size
+        if _BUDGET.get("skip_init"):
+            value = np.zeros(shape, np.float32)
+        else:
+            init = _initializers.get("glorot_uniform" if initializer is None else initializer,
+                                     f"{cls} '{self.name}': initializer")
+            value = np.ascontiguousarray(init(shape, "float32"), dtype=np.float32)
+            if value.shape != shape:
+                raise ValueError(f"{cls}: initializer returned shape {value.shape}, expected {shape}")
+        var = Variable(value, name, f"{self.name}/{name}", bool(trainable))
+        self._variables.append(var)
+        return var
+
+    @property
+    def variables(self):
+        return list(self._variables)
+
+    @property
+    def weights(self):
+        return list(self._variables)
+
+    @property
+    def trainable_weights(self):
+        return [v for v in self._variables if v.trainable] if self._trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        if not self._trainable:
+            return list(self._variables)
+        return [v for v in self._variables if not v.trainable]
+
+    trainable_variables = trainable_weights
+    non_trainable_variables = non_trainable_weights
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+
+    def get_weights(self) -> list:
+        return [v.value.copy() for v in self.weights]
+
+    def set_weights(self, weights) -> None:
+        """Copy ``weights`` (a list of arrays in ``self.weights`` order) into the layer, in place."""
+        own = self.weights
+        weights = list(weights)
+        if len(weights) != len(own):
+            raise ValueError(f"Layer '{self.name}': set_weights expected a list of {len(own)} arrays "
+                             f"(shapes {[v.shape for v in own]}), got {len(weights)}")
+        arrays = []
+        for var, w in zip(own, weights):
+            arr = np.asarray(w)
+            if arr.shape != var.shape:
+                raise ValueError(f"Layer '{self.name}': weight '{var.name}' has shape {var.shape}, "
+                                 f"got an array of shape {arr.shape}")
+            if arr.dtype.kind not in "fiu":
+                raise TypeError(f"Layer '{self.name}': weight '{var.name}' needs a real array, got "
+                                f"dtype {arr.dtype}")
+            arrays.append(arr)
+        for var, arr in zip(own, arrays):
+            var.value[...] = arr
+
+    def count_params(self) -> int:
+        if not self.built:
+            raise ValueError(f"You tried to call count_params on layer '{self.name}', but the layer "
+                             "isn't built. Build it first (call it on data, or give the model an "
+                             "input shape).")
+        return int(sum(v.size for v in self.weights))
+
+    # -- shapes and building -----------------------------------------------------------------
+    def build(self, input_shape) -> None:
+        """Create the weights for ``input_shape`` (batch axis included, as None). Override."""
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def _maybe_build(self, input_shape):
+        if not self.built:
+            self.build(input_shape)
+            self.built = True
+            self._build_input_shape = input_shape
+            self._output_shape = self.compute_output_shape(input_shape)
+        self._check_input_shape(input_shape)
+
+    def _check_input_shape(self, shape):
+        """Raise a clear error if ``shape`` (batch axis first) cannot feed this built layer."""
+        spec = self._input_spec
+        if spec is None or self._multi_input:
+            return
+        ndim, axes = spec
+        if ndim is not None and len(shape) != ndim:
+            raise ValueError(f"Input of layer '{self.name}' ({type(self).__name__}) is incompatible "
+                             f"with the layer: expected ndim={ndim}, found ndim={len(shape)}. Full "
+                             f"shape received: {_fmt(shape)}")
+        for axis, size in axes.items():
+            got = shape[axis] if -len(shape) <= axis < len(shape) else None
+            if got is not None and got != size:
+                raise ValueError(f"Input of layer '{self.name}' ({type(self).__name__}) is incompatible "
+                                 f"with the layer: expected axis {axis} of the input shape to have "
+                                 f"value {size}, but received input with shape {_fmt(shape)}")
+
+    @property
+    def output_shape(self):
+        if self._output_shape is None:
+            raise AttributeError(f"Layer '{self.name}' has no defined output shape yet (not built)")
+        return self._output_shape
+
+    @property
+    def input_shape(self):
+        if self._build_input_shape is None:
+            raise AttributeError(f"Layer '{self.name}' has no defined input shape yet (not built)")
+        return self._build_input_shape
+
+    @property
+    def input(self):
+        if not self._inbound_nodes:
+            raise AttributeError(f"Layer '{self.name}' has never been called on a symbolic input")
+        ins = self._inbound_nodes[0].inputs
+        return ins if self._multi_input else ins[0]
+
+    @property
+    def output(self):
+        if not self._inbound_nodes:
+            raise AttributeError(f"Layer '{self.name}' has never been called on a symbolic input")
+        return self._inbound_nodes[0].outputs[0]
+
+    # -- calling -----------------------------------------------------------------------------
+    def __call__(self, inputs, training=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"Layer '{self.name}': unexpected call arguments {sorted(kwargs)}")
+        flat = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if any(isinstance(t, KerasTensor) for t in flat):
+            return self._call_symbolic(inputs)
+        return self._call_eager(inputs, bool(training))
+
+    def call(self, inputs, training=None):
+        """Keras's ``call``: the eager computation on NumPy arrays."""
+        return self._call_eager(inputs, bool(training))
+
+    def _call_symbolic(self, inputs):
+        cls = type(self).__name__
+        if self._multi_input:
+            if not isinstance(inputs, (list, tuple)) or len(inputs) < 1:
+                raise ValueError(f"Layer '{self.name}' ({cls}) expects a list of inputs, got {inputs!r}")
+            tensors = list(inputs)
+        else:
+            if isinstance(inputs, (list, tuple)):
+                if len(inputs) != 1:
+                    raise ValueError(f"Layer '{self.name}' ({cls}) expects a single input, got a list "
+                                     f"of {len(inputs)}")
+                inputs = inputs[0]
+            tensors = [inputs]
+        for t in tensors:
+            if not isinstance(t, KerasTensor):
+                raise TypeError(f"Layer '{self.name}' ({cls}): cannot mix symbolic tensors and "
+                                f"arrays in one call, got {type(t).__name__}")
+        shapes = [t.shape for t in tensors]
+        in_shape = shapes if self._multi_input else shapes[0]
+        self._maybe_build(in_shape)
+        out_shape = self.compute_output_shape(in_shape)
+        out = KerasTensor(out_shape, name=self.name)
+        node = Node(self, tensors, [out], self._multi_input)
+        out._keras_history = (self, len(self._inbound_nodes), 0)
+        self._inbound_nodes.append(node)
+        return out
+
+    def _call_eager(self, inputs, training):
+        if self._multi_input:
+            if not isinstance(inputs, (list, tuple)):
+                raise ValueError(f"Layer '{self.name}' ({type(self).__name__}) expects a list of inputs")
+            xs = [_as_input_array(a, self.name) for a in inputs]
+            shape = [(None,) + x.shape[1:] for x in xs]
+        else:
+            xs = _as_input_array(inputs, self.name)
+            shape = (None,) + xs.shape[1:]
+        self._maybe_build(shape)
+        return self.forward(xs, training, {})
+
+    # -- training face -----------------------------------------------------------------------
+    def forward(self, x, training: bool, ctx: dict):
+        raise NotImplementedError(f"{type(self).__name__}.forward")
+
+    def backward(self, dy, ctx: dict, need_dx: bool):
+        raise NotImplementedError(f"{type(self).__name__}.backward")
+
+    # -- config --------------------------------------------------------------------------------
+    def get_config(self) -> dict:
+        config = {"name": self.name, "trainable": self._trainable, "dtype": "float32"}
+        if self._batch_input_shape is not None:
+            config["batch_input_shape"] = list(self._batch_input_shape)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _as_input_array(x, layer_name):
+    if isinstance(x, np.ndarray) and x.dtype == np.float32 and x.flags.c_contiguous:
+        return x
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"Layer '{layer_name}': inputs must be real numeric arrays, got dtype {arr.dtype}")
+    if arr.ndim == 0:
+        raise ValueError(f"Layer '{layer_name}': inputs need a batch axis, got a scalar")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+class InputLayer(Layer):
+    """The layer behind ``Input``: it holds the model's input shape and computes nothing."""
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None,
+                 input_tensor=None, name=None, **kwargs):
+        if sparse:
+            raise ValueError("InputLayer: sparse inputs are not supported")
+        if input_tensor is not None:
+            raise ValueError("InputLayer: input_tensor is not supported")
+        kwargs.pop("trainable", None)
+        if shape is not None and batch_shape is not None:
+            raise ValueError("InputLayer: give either shape or batch_shape, not both")
+        if "input_shape" in kwargs:  # legacy spelling
+            shape = kwargs.pop("input_shape")
+        if "batch_input_shape" in kwargs:
+            batch_shape = kwargs.pop("batch_input_shape")
+        if batch_shape is not None:
+            batch_shape = standardize_shape(batch_shape, "InputLayer: batch_shape")
+            if not batch_shape:
+                raise ValueError("InputLayer: batch_shape needs at least the batch axis")
+        elif shape is not None:
+            batch_shape = (batch_size,) + standardize_shape(shape, "InputLayer: shape")
+        else:
+            raise ValueError("InputLayer: you must give the input shape, e.g. Input(shape=(28, 28, 1))")
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        self.batch_shape = batch_shape
+        self.built = True
+        self._build_input_shape = batch_shape
+        self._output_shape = batch_shape
+        out = KerasTensor(batch_shape, name=self.name)
+        node = Node(self, [], [out], False)
+        out._keras_history = (self, 0, 0)
+        self._inbound_nodes.append(node)
+        self.output_tensor = out
+
+    def forward(self, x, training, ctx):
+        return x
+
+    def backward(self, dy, ctx, need_dx):
+        return dy
+
+    def get_config(self):
+        return {"name": self.name, "batch_shape": list(self.batch_shape), "dtype": "float32"}
+
+
+def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None, name=None,
+          tensor=None, optional=False):
+    """A symbolic input tensor: ``inputs = Input(shape=(28, 28, 1))`` (``keras.Input``)."""
+    if optional:
+        raise ValueError("Input: optional inputs are not supported")
+    layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, sparse=sparse,
+                       batch_shape=batch_shape, input_tensor=tensor, name=name)
+    return layer.output_tensor

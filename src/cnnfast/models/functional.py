@@ -1,0 +1,346 @@
+"""The functional ``Model``: a graph of layer calls, executed forward and backward.
+
+``Model(inputs, outputs)`` walks back from the output tensors through the nodes recorded by layer
+calls on symbolic tensors, checks every path reaches one of ``inputs``, and compiles the graph into
+a flat *plan*: one entry per node, in creation order (a valid topological order), each naming the
+value slots it reads and the slot it writes. Executing the plan is a loop over that list; the
+backward pass walks it in reverse, adding the gradients of values used more than once (residual
+branches). Nodes that need no gradient (nothing trainable upstream) are skipped, and the first
+layer is told not to compute its input gradient.
+
+Each node has its own ``ctx`` dict per mode (train / test / predict), kept between steps: layers
+keep their output buffers and backward state there, so repeated steps reuse memory. A Model is
+itself a Layer, so models nest.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..layers.base import InputLayer, KerasTensor, Layer, Node, unique_name
+from .training import Trainer
+
+__all__ = ["Model", "Functional"]
+
+
+def _flatten_tensors(structure, what):
+    if isinstance(structure, KerasTensor):
+        return [structure], False
+    if isinstance(structure, dict):
+        structure = list(structure.values())
+    if isinstance(structure, (list, tuple)) and structure and all(isinstance(t, KerasTensor) for t in structure):
+        return list(structure), True
+    raise TypeError(f"Model: {what} must be a KerasTensor (from cnnfast.Input or a layer call) or a "
+                    f"list of them, got {structure!r}")
+
+
+class Model(Trainer, Layer):
+    """A model: the functional ``Model(inputs, outputs)``, or the base of ``Sequential``.
+
+    Training API (``compile``/``fit``/``evaluate``/``predict``...) comes from :class:`Trainer`.
+    """
+
+    def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
+        if inputs is None or outputs is None:
+            if not getattr(self, "_is_sequential", False):
+                raise NotImplementedError(
+                    "cnnfast supports Sequential models and functional models built as "
+                    "Model(inputs, outputs); subclassing Model with a custom call() is not supported "
+                    "(cnnfast differentiates each layer explicitly)")
+        Layer.__init__(self, name=name or unique_name("functional" if type(self) in (Model, Functional)
+                                                      else _snake(type(self).__name__)),
+                       trainable=trainable, **kwargs)
+        Trainer.__init__(self)
+        self._plan = []
+        self._layers = []
+        self._ctxs = {}
+        if inputs is not None:
+            self._init_graph(inputs, outputs)
+
+    # -- graph --------------------------------------------------------------------------------
+    def _init_graph(self, inputs, outputs):
+        ins, self._nested_inputs = _flatten_tensors(inputs, "inputs")
+        outs, self._nested_outputs = _flatten_tensors(outputs, "outputs")
+        input_layers = []
+        for t in ins:
+            layer = t._keras_history[0] if t._keras_history else None
+            if not isinstance(layer, InputLayer):
+                raise ValueError(f"Model '{self.name}': inputs must be tensors returned by "
+                                 f"cnnfast.Input(), got {t!r}")
+            input_layers.append(layer)
+        if len(set(map(id, ins))) != len(ins):
+            raise ValueError(f"Model '{self.name}': the same input tensor is listed twice")
+        input_ids = {id(t) for t in ins}
+
+        nodes, seen, stack = [], set(), [(t, None) for t in outs]
+        while stack:
+            tensor, consumer = stack.pop()
+            layer, node_index, _ = tensor._keras_history
+            node = layer._inbound_nodes[node_index]
+            if isinstance(layer, InputLayer):
+                if id(tensor) not in input_ids:
+                    where = f" at layer '{consumer.name}'" if consumer is not None else ""
+                    raise ValueError(f"Model '{self.name}': graph disconnected: cannot obtain the value "
+                                     f"of tensor {tensor!r}{where}; it comes from Input layer "
+                                     f"'{layer.name}', which is not in the model's inputs")
+                continue
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            nodes.append(node)
+            stack.extend((t, layer) for t in node.inputs)
+        nodes.sort(key=lambda n: n.uid)
+
+        layers, layer_ids = list(input_layers), {id(l) for l in input_layers}
+        for node in nodes:
+            if id(node.layer) not in layer_ids:
+                layer_ids.add(id(node.layer))
+                layers.append(node.layer)
+        names = [l.name for l in layers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"Model '{self.name}': all layer names should be unique; duplicated: {dupes}")
+
+        slots = {id(t): i for i, t in enumerate(ins)}
+        plan = []
+        for node in nodes:
+            in_slots = tuple(slots[id(t)] for t in node.inputs)
+            out_slot = slots[id(node.outputs[0])] = len(slots)
+            plan.append((node.layer, in_slots, out_slot, node.multi_input))
+        self._inputs, self._outputs = ins, outs
+        self._input_layers = input_layers
+        self._nodes = nodes
+        self._plan = plan
+        self._layers = layers
+        self._n_slots = len(slots)
+        self._output_slots = tuple(slots[id(t)] for t in outs)
+        self._ctxs = {}
+        self._grad_plans = {}
+        self._multi_input = len(ins) > 1
+        in_shapes = [t.shape for t in ins]
+        out_shapes = [t.shape for t in outs]
+        self._build_input_shape = in_shapes if len(ins) > 1 else in_shapes[0]
+        self._output_shape = out_shapes if len(outs) > 1 else out_shapes[0]
+        self.built = True
+        self._invalidate_training()
+
+    @property
+    def inputs(self):
+        return list(self._inputs)
+
+    @property
+    def outputs(self):
+        return list(self._outputs)
+
+    @property
+    def input_names(self):
+        return [l.name for l in self._input_layers]
+
+    @property
+    def output_names(self):
+        return [t._keras_history[0].name for t in self._outputs]
+
+    @property
+    def layers(self):
+        return list(self._layers)
+
+    def get_layer(self, name=None, index=None):
+        """A layer by ``name`` or by position ``index`` in ``model.layers``."""
+        if index is not None and name is not None:
+            raise ValueError("get_layer: provide only one of name and index")
+        if index is not None:
+            layers = self.layers
+            if isinstance(index, bool) or not isinstance(index, int):
+                raise TypeError(f"get_layer: index must be an int, got {index!r}")
+            if not -len(layers) <= index < len(layers):
+                raise ValueError(f"get_layer: was asked to retrieve layer at index {index} but the model "
+                                 f"'{self.name}' only has {len(layers)} layers")
+            return layers[index]
+        if isinstance(name, int) and not isinstance(name, bool):  # get_layer(3) as a convenience
+            return self.get_layer(index=name)
+        if name is None:
+            raise ValueError("get_layer: provide a layer name or an index")
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"get_layer: no such layer: {name!r}. Existing layers are: "
+                         f"{[l.name for l in self.layers]}")
+
+    # -- weights --------------------------------------------------------------------------------
+    def _unique(self, attr):
+        out, seen = [], set()
+        for layer in self.layers:
+            for v in getattr(layer, attr):
+                if id(v) not in seen:
+                    seen.add(id(v))
+                    out.append(v)
+        return out
+
+    @property
+    def weights(self):
+        return self._unique("weights")
+
+    variables = weights
+
+    @property
+    def trainable_weights(self):
+        return self._unique("trainable_weights") if self._trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        trainable = {id(v) for v in self.trainable_weights}
+        return [v for v in self.weights if id(v) not in trainable]
+
+    trainable_variables = trainable_weights
+    non_trainable_variables = non_trainable_weights
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+        for layer in self.layers:
+            layer.trainable = value
+
+    def get_weights(self):
+        return [v.value.copy() for v in self.weights]
+
+    def set_weights(self, weights):
+        own = self.weights
+        weights = list(weights)
+        if len(weights) != len(own):
+            raise ValueError(f"Model '{self.name}': set_weights expected a list of {len(own)} arrays, "
+                             f"got {len(weights)}")
+        for var, w in zip(own, weights):
+            arr = np.asarray(w)
+            if arr.shape != var.shape:
+                raise ValueError(f"Model '{self.name}': weight '{var.path}' has shape {var.shape}, got "
+                                 f"an array of shape {arr.shape}")
+            if arr.dtype.kind not in "fiu":
+                raise TypeError(f"Model '{self.name}': weight '{var.path}' needs a real array, got "
+                                f"dtype {arr.dtype}")
+        for var, w in zip(own, weights):
+            var.value[...] = w
+
+    def count_params(self):
+        if not self.built:
+            raise ValueError(f"You tried to call count_params on model '{self.name}', but the model "
+                             "isn't built. Give it an input shape (Input(...) or input_shape=) or call "
+                             "it on data first.")
+        return int(sum(v.size for v in self.weights))
+
+    # -- execution ------------------------------------------------------------------------------
+    def _contexts(self, mode):
+        ctxs = self._ctxs.get(mode)
+        if ctxs is None:
+            ctxs = self._ctxs[mode] = [{"node_index": i} for i in range(len(self._plan))]
+        return ctxs
+
+    def _run_forward(self, xs, training, ctxs):
+        vals = [None] * self._n_slots
+        vals[:len(xs)] = xs
+        for (layer, ins, out, multi), ctx in zip(self._plan, ctxs):
+            vals[out] = layer.forward([vals[i] for i in ins] if multi else vals[ins[0]], training, ctx)
+        return [vals[s] for s in self._output_slots]
+
+    def _grad_plan(self, inputs_need_grad):
+        """Per node: (run backward?, compute input gradient?) — cached, recomputed when the set of
+        trainable layers changes."""
+        key = (inputs_need_grad, tuple(l._trainable for l in self._layers))
+        plan = self._grad_plans.get(key)
+        if plan is not None:
+            return plan
+        needs = [inputs_need_grad] * len(self._inputs) + [False] * (self._n_slots - len(self._inputs))
+        flags = []
+        for layer, ins, out, _ in self._plan:
+            need_dx = any(needs[i] for i in ins)
+            has_params = bool(layer.trainable_weights)
+            needs[out] = need_dx or has_params
+            flags.append((need_dx or has_params, need_dx))
+        self._grad_plans[key] = flags
+        return flags
+
+    def _run_backward(self, dys, ctxs, inputs_need_grad=False):
+        grads = [None] * self._n_slots
+        for slot, dy in zip(self._output_slots, dys):
+            grads[slot] = dy if grads[slot] is None else grads[slot] + dy
+        flags = self._grad_plan(inputs_need_grad)
+        for i in range(len(self._plan) - 1, -1, -1):
+            layer, ins, out, multi = self._plan[i]
+            g = grads[out]
+            run, need_dx = flags[i]
+            if g is None or not run:
+                continue
+            grads[out] = None
+            dx = layer.backward(g, ctxs[i], need_dx)
+            if need_dx:
+                for slot, d in zip(ins, dx if multi else (dx,)):
+                    if d is not None:
+                        grads[slot] = d if grads[slot] is None else grads[slot] + d
+        return [grads[i] for i in range(len(self._inputs))] if inputs_need_grad else None
+
+    # -- as a layer (nested models) -----------------------------------------------------------------
+    def compute_output_shape(self, input_shape):
+        return self._output_shape
+
+    def _check_input_shape(self, shape):
+        shapes = shape if self._multi_input else [shape]
+        for t, s in zip(self._inputs, shapes):
+            _check_compatible(self, t.shape, s)
+
+    def forward(self, x, training, ctx):
+        ctxs = ctx.get("nodes")
+        if ctxs is None:
+            ctxs = ctx["nodes"] = [{"node_index": i} for i in range(len(self._plan))]
+        outs = self._run_forward(list(x) if self._multi_input else [x], training, ctxs)
+        return outs[0] if len(outs) == 1 else outs
+
+    def backward(self, dy, ctx, need_dx):
+        dxs = self._run_backward(dy if len(self._outputs) > 1 else [dy], ctx["nodes"], need_dx)
+        if not need_dx:
+            return None
+        return dxs if self._multi_input else dxs[0]
+
+    def _call_eager(self, inputs, training):
+        xs = self._standardize_x(inputs, "inputs")
+        outs = self._run_forward(xs, bool(training), [{"node_index": i} for i in range(len(self._plan))])
+        return outs[0] if len(outs) == 1 else outs
+
+    def _output_activation(self):
+        return None
+
+    # -- config ---------------------------------------------------------------------------------------
+    def get_config(self):
+        from ..saving.serialization import functional_config
+        return functional_config(self)
+
+    @classmethod
+    def from_config(cls, config):
+        from ..saving.serialization import functional_from_config
+        return functional_from_config(config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+Functional = Model
+
+
+def _snake(name):
+    from ..layers.base import to_snake_case
+    return to_snake_case(name)
+
+
+def _fmt(shape):
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _check_compatible(model, expected, got):
+    if len(expected) != len(got) or any(e is not None and g is not None and e != g
+                                        for e, g in zip(expected[1:], got[1:])):
+        hint = ""
+        if len(got) == len(expected) - 1 and expected[-1] == 1 and tuple(got[1:]) == tuple(expected[1:-1]):
+            hint = " (add the channel axis, e.g. x[..., None])"
+        raise ValueError(f"Input of model '{model.name}' is incompatible with the model: expected shape="
+                         f"{_fmt(expected)}, found shape={_fmt(got)}{hint}")

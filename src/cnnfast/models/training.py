@@ -1,0 +1,663 @@
+"""compile / fit / evaluate / predict with Keras 3 arguments, defaults and data semantics.
+
+Data: NumPy arrays (one per model input; a list or a dict by input name for several inputs).
+Inputs are converted once to C-contiguous float32 and targets once to what the loss needs
+(int32 class indices for the sparse crossentropy), with clear errors for wrong shapes. Batches are
+gathered into reused buffers (``np.take(..., out=)``), or are plain views when not shuffling.
+
+Keras semantics kept: ``batch_size`` None -> 32; the last partial batch is kept
+(``ceil(N / batch_size)`` steps); ``validation_split`` takes the *last* fraction of the samples,
+before shuffling; each epoch shuffles with ``np.random.permutation`` from NumPy's global RNG (so
+``cnnfast.utils.set_random_seed`` fixes it); ``shuffle="batch"`` shuffles within each batch; logs
+are running means over the epoch, keys sorted, validation keys prefixed ``val_``; the loss log is
+the batch-size-weighted mean of the batch losses.
+
+One training step: forward through the plan (buffers reused), loss and its gradient (fused
+softmax-crossentropy when the last layer is a softmax), backward (weight gradients land in the
+model's single flat gradient buffer), one fused optimizer update over the flat parameter buffer,
+metric updates on the batch.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import activations as _activations
+from .. import losses as _losses
+from .. import metrics as _metrics
+from .. import optimizers as _optimizers
+from ..callbacks import CallbackList
+from ..layers import base as _base
+
+__all__ = ["Trainer"]
+
+
+def _check_int(value, name, minimum, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_verbose(verbose, where):
+    if verbose == "auto":
+        return 1
+    if verbose not in (0, 1, 2) or isinstance(verbose, bool):
+        raise ValueError(f"{where}: verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
+    return verbose
+
+
+def _metric_specs(metrics, what):
+    if metrics is None:
+        return []
+    if isinstance(metrics, dict):
+        metrics = [m for v in metrics.values() for m in (v if isinstance(v, (list, tuple)) else [v])]
+    elif not isinstance(metrics, (list, tuple)):
+        metrics = [metrics]
+    specs = []
+    for m in metrics:
+        if m is None:
+            continue
+        if isinstance(m, str) and m.lower() in ("accuracy", "acc"):
+            specs.append(m)
+        else:
+            _metrics.get(m)  # unknown names raise here, at compile time
+            specs.append(m)
+    return specs
+
+
+class _TrainState:
+    """What a training step needs, computed once per fit (or when weights/flags change)."""
+
+    __slots__ = ("key", "tvars", "params", "grads", "offsets", "loss_fn", "prob_fn", "fused")
+
+
+class _Batches:
+    """Index batches per epoch with Keras's shuffling; with ``steps`` it continues across epochs."""
+
+    def __init__(self, n, batch_size, shuffle, steps=None):
+        self.n, self.bs, self.shuffle = n, batch_size, shuffle
+        self.per_pass = math.ceil(n / batch_size)
+        self.steps = steps or self.per_pass
+        self._pending = iter(())
+
+    def _one_pass(self):
+        n, bs = self.n, self.bs
+        perm = np.random.permutation(n) if self.shuffle is True else None
+        for start in range(0, n, bs):
+            end = min(start + bs, n)
+            if perm is not None:
+                yield perm[start:end]
+            elif self.shuffle == "batch":
+                idx = np.arange(start, end)
+                np.random.shuffle(idx)
+                yield idx
+            else:
+                yield slice(start, end)
+
+    def epoch(self):
+        for step in range(self.steps):
+            idx = next(self._pending, None)
+            if idx is None:
+                self._pending = self._one_pass()
+                idx = next(self._pending)
+            yield step, idx
+
+
+class Trainer:
+    """Training API mixed into Model (Keras's ``Trainer``)."""
+
+    def __init__(self):
+        self.optimizer = None
+        self.loss = None
+        self.compiled = False
+        self.stop_training = False
+        self.history = None
+        self._loss_obj = None
+        self._loss_weight = 1.0
+        self._metric_specs = []
+        self._weighted_metric_specs = []
+        self._compiled_metrics = None  # (metrics, weighted_metrics) once built
+        self._loss_tracker = _metrics.Mean(name="loss")
+        self._train_state = None
+        self._take_bufs = {}
+        self._compile_args = None
+
+    def _invalidate_training(self):
+        self._train_state = None
+
+    # -- compile ----------------------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
+                weighted_metrics=None, run_eagerly=False, steps_per_execution=1, jit_compile="auto",
+                auto_scale_loss=True):
+        """Configure training: optimizer, loss and metrics, by name or object (Keras signature)."""
+        self.optimizer = _optimizers.get(optimizer)
+        self._loss_obj = None if loss is None else _losses.get(loss)
+        self.loss = loss
+        if loss_weights is None:
+            self._loss_weight = 1.0
+        else:
+            w = loss_weights
+            if isinstance(w, dict):
+                w = list(w.values())
+            if isinstance(w, (list, tuple)):
+                if len(w) != 1:
+                    raise ValueError(f"compile: loss_weights has {len(w)} entries but the model has one output")
+                w = w[0]
+            self._loss_weight = float(w)
+        self._metric_specs = _metric_specs(metrics, "metrics")
+        self._weighted_metric_specs = _metric_specs(weighted_metrics, "weighted_metrics")
+        self._compiled_metrics = None
+        self._loss_tracker = _metrics.Mean(name="loss")
+        self.compiled = True
+        self._train_state = None
+        self._compile_args = dict(optimizer=optimizer, loss=loss, loss_weights=loss_weights,
+                                  metrics=metrics, weighted_metrics=weighted_metrics)
+        if not any(isinstance(s, str) and s.lower() in ("accuracy", "acc") for s in
+                   self._metric_specs + self._weighted_metric_specs):
+            self._build_metrics(None, None)
+
+    def _build_metrics(self, y_shape, pred_shape):
+        names = {}
+
+        def make(spec, weighted):
+            if isinstance(spec, str) and spec.lower() in ("accuracy", "acc"):
+                m = _metrics.resolve_accuracy(spec, y_shape, pred_shape)
+            else:
+                m = _metrics.get(spec)
+                if isinstance(spec, str):
+                    m.name = spec
+            name = m.name
+            if name in names:
+                if weighted:
+                    name = f"weighted_{m.name}"
+                if name in names:
+                    names[name] += 1
+                    name = f"{name}_{names[name] - 1}"
+            names.setdefault(name, 1)
+            m.name = name
+            return m
+
+        names["loss"] = 1
+        plain = [make(s, False) for s in self._metric_specs]
+        weighted = [make(s, True) for s in self._weighted_metric_specs]
+        self._compiled_metrics = (plain, weighted)
+
+    @property
+    def metrics(self):
+        """The loss tracker then the compiled metrics (built at compile or on first use)."""
+        if not self.compiled or self._compiled_metrics is None:
+            return [self._loss_tracker] if self.compiled else []
+        plain, weighted = self._compiled_metrics
+        return [self._loss_tracker] + plain + weighted
+
+    @property
+    def metrics_names(self):
+        return [m.name for m in self.metrics]
+
+    def reset_metrics(self):
+        for m in self.metrics:
+            m.reset_state()
+
+    def get_compile_config(self):
+        return self._compile_args
+
+    # -- data -------------------------------------------------------------------------------------
+    def _ensure_built_for(self, x):
+        """Sequential models without an input shape are built from the first data they see."""
+        if not self.built:
+            first = x
+            if isinstance(x, dict):
+                first = next(iter(x.values()))
+            elif isinstance(x, (list, tuple)) and len(x) == 1 and isinstance(x[0], np.ndarray):
+                first = x[0]
+            arr = np.asarray(first)
+            if arr.ndim < 1:
+                raise ValueError(f"Model '{self.name}': inputs need a batch axis, got shape {arr.shape}")
+            self.build((None,) + arr.shape[1:])
+
+    def _standardize_x(self, x, what="x"):
+        if x is None:
+            raise ValueError(f"Model '{self.name}': {what} is required")
+        self._ensure_built_for(x)
+        k = len(self._inputs)
+        if isinstance(x, dict):
+            missing = [n for n in self.input_names if n not in x]
+            if missing:
+                raise ValueError(f"Model '{self.name}': {what} is missing inputs {missing}; expected keys "
+                                 f"{self.input_names}")
+            arrays = [x[n] for n in self.input_names]
+        elif k > 1:
+            if not isinstance(x, (list, tuple)) or len(x) != k:
+                raise ValueError(f"Model '{self.name}' has {k} inputs {self.input_names}: pass {what} as a "
+                                 f"list of {k} arrays or a dict by input name")
+            arrays = list(x)
+        else:
+            if isinstance(x, (list, tuple)) and len(x) == 1 and np.ndim(x[0]) == len(self._inputs[0].shape):
+                x = x[0]
+            arrays = [x]
+        out = []
+        from .functional import _check_compatible
+        for i, (a, t) in enumerate(zip(arrays, self._inputs)):
+            arr = np.asarray(a)
+            if arr.dtype.kind not in "fiub":
+                raise TypeError(f"Model '{self.name}': {what} must be a numeric array, got dtype {arr.dtype}")
+            _check_compatible(self, t.shape, (None,) + arr.shape[1:] if arr.ndim else ())
+            out.append(arr if arr.dtype == np.float32 and arr.flags.c_contiguous
+                       else np.ascontiguousarray(arr, dtype=np.float32))
+        n = {a.shape[0] for a in out}
+        if len(n) > 1:
+            raise ValueError(f"Model '{self.name}': all inputs must have the same number of samples, got "
+                             f"{[a.shape[0] for a in out]}")
+        return out
+
+    def _pred_shape(self, n):
+        shape = self._outputs[0].shape
+        return (n,) + tuple(shape[1:])
+
+    def _check_y(self, y, n, what="y"):
+        """``y`` as an array with ``n`` samples, or a clear error."""
+        if y is None:
+            raise ValueError(f"Model '{self.name}': {what} is required to train or evaluate (targets "
+                             f"for the loss '{self._loss_obj.name}')")
+        arr = np.asarray(y)
+        if arr.ndim == 0 or arr.shape[0] != n:
+            raise ValueError(f"Model '{self.name}': {what} has {arr.shape[0] if arr.ndim else 0} samples "
+                             f"but x has {n}; they must match")
+        return arr
+
+    def _standardize_y(self, y, n, what="y"):
+        arr = self._check_y(y, n, what)
+        shape = self._pred_shape(n)
+        if any(s is None for s in shape):
+            raise ValueError(f"Model '{self.name}': the output shape {shape} must be fully defined to train")
+        return self._loss_obj.prepare_targets(arr, shape, what)
+
+    @staticmethod
+    def _standardize_weights(sample_weight, n, what="sample_weight"):
+        if sample_weight is None:
+            return None
+        w = np.asarray(sample_weight)
+        if w.dtype.kind not in "fiub":
+            raise TypeError(f"{what} must be numeric, got dtype {w.dtype}")
+        if w.ndim == 2 and w.shape[1] == 1:
+            w = w[:, 0]
+        if w.shape != (n,):
+            raise ValueError(f"{what} must have shape ({n},) (one weight per sample), got {w.shape}")
+        if not np.all(np.isfinite(w)):
+            raise ValueError(f"{what} contains NaN or Inf")
+        return np.ascontiguousarray(w, dtype=np.float32)
+
+    def _class_weights(self, class_weight, y, n):
+        if not isinstance(class_weight, dict):
+            raise TypeError(f"class_weight must be a dict {{class index: weight}}, got {class_weight!r}")
+        if y.ndim == 2 and y.shape[1] > 1:
+            labels = np.argmax(y, axis=1)
+        elif y.ndim <= 2:
+            labels = y.reshape(n)
+        else:
+            raise ValueError("class_weight is only supported for 1-D or 2-D targets")
+        w = np.ones(n, np.float32)
+        for cls, weight in class_weight.items():
+            w[labels == int(cls)] = float(weight)
+        return w
+
+    def _take(self, arr, idx, key):
+        if isinstance(idx, slice):
+            return arr[idx]
+        shape = (len(idx),) + arr.shape[1:]
+        buf = self._take_bufs.get((key, shape, arr.dtype.str))
+        if buf is None:
+            buf = self._take_bufs[(key, shape, arr.dtype.str)] = np.empty(shape, arr.dtype)
+        return np.take(arr, idx, axis=0, out=buf, mode="clip")
+
+    # -- training state -----------------------------------------------------------------------------
+    def _assert_compiled(self, where):
+        if not self.compiled:
+            raise RuntimeError(f"You must call compile() before using the model ({where}).")
+        if self._loss_obj is None:
+            raise ValueError(f"{where}: the model was compiled without a loss; pass loss= to compile()")
+        if len(self._outputs) != 1:
+            raise NotImplementedError(f"{where}: cnnfast trains models with a single output; model "
+                                      f"'{self.name}' has {len(self._outputs)}")
+
+    def _prepare(self, y_shape):
+        """Flatten the weights, build optimizer state and metrics, choose the loss path."""
+        if self._compiled_metrics is None:
+            self._build_metrics(y_shape, self._pred_shape(None))
+        st = self._train_state
+        tvars = self.trainable_weights
+        key = (tuple(map(id, tvars)), id(self._loss_obj), id(self.optimizer))
+        if st is not None and st.key == key and all(v.value.base is st.params for v in tvars):
+            return st
+        st = _TrainState()
+        st.key, st.tvars = key, tvars
+        total = sum(v.size for v in tvars)
+        st.params = np.empty(total, np.float32)
+        st.grads = np.zeros(total, np.float32)
+        offsets, off = [], 0
+        for v in tvars:
+            n = v.size
+            st.params[off:off + n] = v.value.reshape(-1)
+            v.value = st.params[off:off + n].reshape(v.value.shape)
+            v.grad = st.grads[off:off + n].reshape(v.value.shape)
+            offsets.append(off)
+            off += n
+        st.offsets = np.asarray(offsets, np.intp)
+        if self._flat_size_changed(total):
+            self.optimizer.reset()
+        self.optimizer.build(total)
+
+        loss = self._loss_obj
+        last = self._plan[-1][0] if self._plan and self._plan[-1][2] == self._output_slots[0] else None
+        act = last._output_activation() if last is not None and hasattr(last, "_output_activation") else None
+        from_logits = getattr(loss, "from_logits", False)
+        st.fused = act is not None and act == loss._fusable_activation and not from_logits
+        for mode in ("train", "test"):
+            ctxs = self._contexts(mode)
+            if ctxs:
+                ctxs[-1]["logits"] = st.fused
+        if st.fused or (loss._fusable_activation and from_logits):
+            st.loss_fn = loss.value_and_grad_from_logits
+        else:
+            st.loss_fn = loss.value_and_grad
+        st.prob_fn = None
+        if st.fused:
+            plain, weighted = self._compiled_metrics
+            if not all(m._argmax_invariant for m in plain + weighted) or act == "sigmoid":
+                st.prob_fn = _activations.get(act)
+        self._train_state = st
+        return st
+
+    def _flat_size_changed(self, total):
+        """Optimizer state belongs to a layout of the flat buffer; a new layout resets it."""
+        slots = self.optimizer._state.get("flat")
+        return slots is not None and any(a.size != total for a in slots.values())
+
+    # -- steps ----------------------------------------------------------------------------------------
+    def _step_loss(self, st, xs, y, sw, training):
+        ctxs = self._contexts("train" if training else "test")
+        out = self._run_forward(xs, training, ctxs)[0]
+        loss, dy = st.loss_fn(y, out, sw)
+        if self._loss_weight != 1.0:
+            loss *= self._loss_weight
+            dy *= np.float32(self._loss_weight)
+        return ctxs, out, loss, dy
+
+    def _update_metrics(self, st, y, out, sw, loss, n):
+        self._loss_tracker.total += loss * n
+        self._loss_tracker.count += n
+        plain, weighted = self._compiled_metrics
+        if plain or weighted:
+            pred = st.prob_fn(out) if st.prob_fn is not None else out
+            for m in plain:
+                m.update_state(y, pred)
+            for m in weighted:
+                m.update_state(y, pred, sw)
+
+    def _logs(self):
+        logs = {m.name: m.result() for m in self.metrics}
+        return dict(sorted(logs.items()))
+
+    def _forward_backward(self, st, xs, y, sw):
+        """Forward, loss, backward: leaves this step's gradients in the flat gradient buffer."""
+        gen = _base.new_grad_generation()
+        _base.set_rng_step(self.optimizer.iterations)
+        try:
+            ctxs, out, loss, dy = self._step_loss(st, xs, y, sw, True)
+            self._run_backward([dy], ctxs)
+        finally:
+            _base.set_rng_step(None)
+        for v in st.tvars:
+            if v._grad_generation != gen:  # no gradient reached it this step
+                v.grad.fill(0)
+        return out, loss
+
+    def _train_step(self, st, xs, y, sw):
+        out, loss = self._forward_backward(st, xs, y, sw)
+        if st.params.size:
+            self.optimizer.apply_flat(st.params, st.grads, st.offsets)
+        else:
+            self.optimizer.iterations += 1
+        self._update_metrics(st, y, out, sw, loss, xs[0].shape[0])
+
+    def _gradients(self, x, y, sample_weight=None):
+        """(loss, gradients of ``trainable_weights``) on one batch in training mode, without
+        updating the weights (metrics untouched; moving statistics do update)."""
+        self._assert_compiled("gradients")
+        xs = self._standardize_x(x)
+        n = xs[0].shape[0]
+        y_raw = self._check_y(y, n)
+        st = self._prepare(y_raw.shape)
+        _, loss = self._forward_backward(st, xs, self._standardize_y(y_raw, n),
+                                         self._standardize_weights(sample_weight, n))
+        return loss, [v.grad.copy() for v in st.tvars]
+
+    def _test_step(self, st, xs, y, sw):
+        _, out, loss, _ = self._step_loss(st, xs, y, sw, False)
+        self._update_metrics(st, y, out, sw, loss, xs[0].shape[0])
+
+    # -- fit ------------------------------------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        """Train for ``epochs`` epochs on arrays; returns a ``History`` (Keras signature)."""
+        self._assert_compiled("fit")
+        batch_size = 32 if batch_size is None else _check_int(batch_size, "fit: batch_size", 1)
+        epochs = _check_int(epochs, "fit: epochs", 0)
+        initial_epoch = _check_int(initial_epoch, "fit: initial_epoch", 0)
+        steps_per_epoch = _check_int(steps_per_epoch, "fit: steps_per_epoch", 1, allow_none=True)
+        validation_freq = _check_int(validation_freq, "fit: validation_freq", 1)
+        verbose = _check_verbose(verbose, "fit")
+        if shuffle not in (True, False, "batch"):
+            raise ValueError(f"fit: shuffle must be True, False or 'batch', got {shuffle!r}")
+        if not isinstance(validation_split, (int, float)) or not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"fit: validation_split must be a float in [0, 1), got {validation_split!r}")
+        if class_weight is not None and sample_weight is not None:
+            raise ValueError("fit: class_weight and sample_weight cannot both be given")
+
+        xs = self._standardize_x(x)
+        n = xs[0].shape[0]
+        y_arr = self._check_y(y, n)
+        sw = self._standardize_weights(sample_weight, n)
+        val = None
+        if validation_data is not None:
+            val = self._standardize_validation(validation_data)
+        elif validation_split:
+            split = int(n * (1.0 - validation_split))
+            if split == 0 or split == n:
+                raise ValueError(f"fit: validation_split={validation_split} leaves an empty training or "
+                                 f"validation set with {n} samples")
+            val = ([a[split:] for a in xs], self._standardize_y(y_arr[split:], n - split, "y"),
+                   None if sw is None else sw[split:])
+            xs, y_arr = [a[:split] for a in xs], y_arr[:split]
+            sw = None if sw is None else sw[:split]
+            n = split
+        if n == 0:
+            raise ValueError(f"fit: x has no samples (shape {xs[0].shape})")
+        y_t = self._standardize_y(y_arr, n)
+        if class_weight is not None:
+            sw = self._class_weights(class_weight, y_arr, n)
+        st = self._prepare(y_arr.shape)
+
+        batches = _Batches(n, batch_size, shuffle, steps_per_epoch)
+        cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
+                           verbose=verbose, epochs=epochs, steps=batches.steps)
+        self.stop_training = False
+        self.history = cbs.history
+        cbs.on_train_begin()
+        epoch_logs = None
+        for epoch in range(initial_epoch, epochs):
+            self.reset_metrics()
+            cbs.on_epoch_begin(epoch)
+            logs = {}
+            for step, idx in batches.epoch():
+                cbs.on_train_batch_begin(step)
+                xb = [self._take(a, idx, ("x", i)) for i, a in enumerate(xs)]
+                self._train_step(st, xb, self._take(y_t, idx, "y"),
+                                 None if sw is None else self._take(sw, idx, "sw"))
+                logs = self._logs()
+                cbs.on_train_batch_end(step, logs)
+                if self.stop_training:
+                    break
+            epoch_logs = dict(logs)
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                val_bs = validation_batch_size or batch_size
+                val_logs = self._test_loop(st, val[0], val[1], val[2], val_bs, cbs, validation_steps)
+                epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
+            cbs.on_epoch_end(epoch, epoch_logs)
+            if self.stop_training:
+                break
+        cbs.on_train_end(epoch_logs)
+        return self.history
+
+    def _standardize_validation(self, data):
+        if not isinstance(data, (list, tuple)) or len(data) not in (2, 3):
+            raise ValueError("fit: validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
+                             f"sample_weight_val), got {type(data).__name__}")
+        vx = self._standardize_x(data[0], "validation_data x")
+        nv = vx[0].shape[0]
+        vy = self._standardize_y(data[1], nv, "validation_data y")
+        vw = self._standardize_weights(data[2] if len(data) == 3 else None, nv, "validation sample_weight")
+        if nv == 0:
+            raise ValueError("fit: validation_data has no samples")
+        return vx, vy, vw
+
+    def _test_loop(self, st, xs, y, sw, batch_size, cbs, steps=None):
+        self.reset_metrics()
+        n = xs[0].shape[0]
+        total = math.ceil(n / batch_size)
+        steps = total if steps is None else min(steps, total)
+        cbs.on_test_begin()
+        logs = {}
+        for step in range(steps):
+            sl = slice(step * batch_size, min((step + 1) * batch_size, n))
+            cbs.on_test_batch_begin(step)
+            self._test_step(st, [a[sl] for a in xs], y[sl], None if sw is None else sw[sl])
+            logs = self._logs()
+            cbs.on_test_batch_end(step, logs)
+        cbs.on_test_end(logs)
+        return logs
+
+    # -- evaluate / predict ---------------------------------------------------------------------------
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False, **kwargs):
+        """Loss and metrics on ``(x, y)``: a float, or ``[loss, *metrics]``, or a dict."""
+        if kwargs:
+            raise TypeError(f"evaluate: unexpected arguments {sorted(kwargs)}")
+        self._assert_compiled("evaluate")
+        batch_size = 32 if batch_size is None else _check_int(batch_size, "evaluate: batch_size", 1)
+        steps = _check_int(steps, "evaluate: steps", 1, allow_none=True)
+        verbose = _check_verbose(verbose, "evaluate")
+        xs = self._standardize_x(x)
+        n = xs[0].shape[0]
+        if n == 0:
+            raise ValueError(f"evaluate: x has no samples (shape {xs[0].shape})")
+        y_raw = self._check_y(y, n)
+        y_t = self._standardize_y(y_raw, n)
+        sw = self._standardize_weights(sample_weight, n)
+        st = self._prepare(y_raw.shape)
+        cbs = CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1,
+                           steps=math.ceil(n / batch_size) if steps is None else min(steps, math.ceil(n / batch_size)))
+        logs = self._test_loop(st, xs, y_t, sw, batch_size, cbs, steps)
+        return self._format_results(logs, return_dict)
+
+    def _format_results(self, logs, return_dict):
+        if return_dict:
+            return dict(logs)
+        values = [logs[m.name] for m in self.metrics]
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Model outputs for ``x``, computed in batches (default 32), as float32 arrays."""
+        batch_size = 32 if batch_size is None else _check_int(batch_size, "predict: batch_size", 1)
+        steps = _check_int(steps, "predict: steps", 1, allow_none=True)
+        verbose = _check_verbose(verbose, "predict")
+        xs = self._standardize_x(x)
+        n = xs[0].shape[0]
+        total = math.ceil(n / batch_size)
+        steps = total if steps is None else min(steps, total)
+        n_out = min(n, steps * batch_size)
+        cbs = CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1,
+                           steps=steps)
+        ctxs = self._contexts("predict")
+        results = [np.empty((n_out,) + tuple(t.shape[1:]), np.float32) if None not in t.shape[1:] else None
+                   for t in self._outputs]
+        cbs.on_predict_begin()
+        for step in range(steps):
+            sl = slice(step * batch_size, min((step + 1) * batch_size, n))
+            cbs.on_predict_batch_begin(step)
+            outs = self._run_forward([a[sl] for a in xs], False, ctxs)
+            for i, o in enumerate(outs):
+                if results[i] is None:
+                    results[i] = np.empty((n_out,) + o.shape[1:], np.float32)
+                results[i][sl] = o
+            cbs.on_predict_batch_end(step, {"outputs": outs})
+        cbs.on_predict_end()
+        if n == 0:
+            results = [np.empty((0,) + tuple(0 if s is None else s for s in t.shape[1:]), np.float32)
+                       if r is None else r for r, t in zip(results, self._outputs)]
+        return results[0] if len(results) == 1 else results
+
+    # -- single batches -------------------------------------------------------------------------------
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        """One optimisation step on one batch; returns the (running) loss and metrics."""
+        self._assert_compiled("train_on_batch")
+        xs = self._standardize_x(x)
+        n = xs[0].shape[0]
+        y_raw = self._check_y(y, n)
+        y_t = self._standardize_y(y_raw, n)
+        if class_weight is not None and sample_weight is not None:
+            raise ValueError("train_on_batch: class_weight and sample_weight cannot both be given")
+        sw = self._standardize_weights(sample_weight, n)
+        if class_weight is not None:
+            sw = self._class_weights(class_weight, y_raw, n)
+        st = self._prepare(y_raw.shape)
+        self._train_step(st, xs, y_t, sw)
+        return self._format_results(self._logs(), return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        """Loss and metrics on one batch (inference mode)."""
+        self._assert_compiled("test_on_batch")
+        xs = self._standardize_x(x)
+        n = xs[0].shape[0]
+        y_raw = self._check_y(y, n)
+        y_t = self._standardize_y(y_raw, n)
+        st = self._prepare(y_raw.shape)
+        self._test_step(st, xs, y_t, self._standardize_weights(sample_weight, n))
+        return self._format_results(self._logs(), return_dict)
+
+    def predict_on_batch(self, x):
+        """Model outputs for one batch."""
+        xs = self._standardize_x(x)
+        outs = self._run_forward(xs, False, self._contexts("predict"))
+        outs = [o.copy() for o in outs]
+        return outs[0] if len(outs) == 1 else outs
+
+    # -- summary and saving -----------------------------------------------------------------------------
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
+                show_trainable=False, layer_range=None):
+        """Print Keras's summary table (layer, output shape, parameter count, totals)."""
+        from .summary import print_summary
+        print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn,
+                      expand_nested=expand_nested, show_trainable=show_trainable, layer_range=layer_range)
+
+    def save(self, filepath, overwrite=True, **kwargs):
+        """Save architecture, weights, compile settings and optimizer state to a ``.keras`` zip."""
+        from ..saving import save_model
+        save_model(self, filepath, overwrite=overwrite, **kwargs)
+
+    def save_weights(self, filepath, overwrite=True):
+        """Save the weights to a ``.weights.npz`` file."""
+        from ..saving import save_weights
+        save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath, skip_mismatch=False):
+        """Load weights saved by ``save_weights`` (or the weights inside a ``.keras`` file)."""
+        from ..saving import load_weights
+        load_weights(self, filepath, skip_mismatch=skip_mismatch)
