@@ -562,7 +562,8 @@ def test_restricted_unpickler_builds_stand_ins_not_numpy_objects():
 @pytest.mark.parametrize("case", ["missing-member", "symlink-member", "garbage", "bad-labels",
                                   "wrong-width", "label-count", "binary-ragged", "oversized"])
 def test_cifar10_malformed_archives(case, cifar_batches, tmp_path, monkeypatch):
-    archive = tmp_path / (cifar10.BINARY_ARCHIVE.name if case.startswith("binary") else cifar10.PYTHON_ARCHIVE.name)
+    binary = case.startswith("binary")
+    archive = tmp_path / (cifar10.BINARY_ARCHIVE.name if binary else cifar10.PYTHON_ARCHIVE.name)
     names = [f"cifar-10-batches-py/{n}" for n in ref.BATCH_NAMES]
     members = {n: ref.py2_cifar_batch(r, lab) for n, (r, lab) in zip(names, cifar_batches)}
     match = "CIFAR-10"
@@ -597,7 +598,7 @@ def test_cifar10_malformed_archives(case, cifar_batches, tmp_path, monkeypatch):
         match = "whole number"
     else:
         ref.write_tar_gz(archive, members)
-    _use_archive(monkeypatch, archive, binary=case.startswith("binary"))
+    _use_archive(monkeypatch, archive, binary=binary)
     with pytest.raises(DatasetCorruptError, match=match):
         cifar10.load_data(path=tmp_path, download=False)
 
