@@ -328,6 +328,12 @@ def test_base_url_must_be_http_or_file(url, synth_mnist):
         mnist.load_data(base_url=url)
 
 
+def test_env_mirror_must_be_a_url(synth_mnist, monkeypatch):
+    monkeypatch.setenv("CNNFAST_DATASETS_MIRROR", "/srv/mirror")
+    with pytest.raises(ValueError, match="CNNFAST_DATASETS_MIRROR must be an http"):
+        mnist.load_data()
+
+
 def test_file_url_mirror(synth_mnist, tmp_path):
     _assert_idx_set(mnist.load_data(path=tmp_path / "t", base_url=synth_mnist["dir"].as_uri()),
                     synth_mnist["arrays"])
