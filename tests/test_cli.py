@@ -142,7 +142,7 @@ def _accuracy(out: str) -> float:
 def test_train_on_bundled_digits_reaches_90_percent(tmp_path):
     """The default `cnnfast train`: offline, seconds, sensible accuracy, speed reported, model saved."""
     saved = tmp_path / "digits.keras"
-    proc = run_cli("train", "--threads", "2", "--save", str(saved))
+    proc = run_cli("train", "--threads", "1", "--save", str(saved))
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "digits_cnn" in out and "on digits" in out
@@ -184,7 +184,8 @@ def test_model_that_does_not_fit_the_data_set_is_a_usage_error(capsys):
 @pytest.mark.skipif(SHARED is None, reason="MNIST not in the shared data directory")
 def test_train_mnist_subset_from_shared_data(monkeypatch, capsys):
     monkeypatch.setenv("CNNFAST_DATA", str(SHARED))
-    assert main(["train", "--dataset", "mnist", "--epochs", "1", "--limit", "1000", "--verbose", "0"]) == 0
+    assert main(["train", "--dataset", "mnist", "--epochs", "1", "--limit", "1000", "--verbose", "0",
+                 "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "mnist_cnn" in out and "800 training, 200 validation, 1,000 test images of 28x28x1" in out
     assert _accuracy(out) > 0.5

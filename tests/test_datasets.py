@@ -328,6 +328,12 @@ def test_base_url_must_be_http_or_file(url, synth_mnist):
         mnist.load_data(base_url=url)
 
 
+def test_env_mirror_must_be_a_url(synth_mnist, monkeypatch):
+    monkeypatch.setenv("CNNFAST_DATASETS_MIRROR", "/srv/mirror")
+    with pytest.raises(ValueError, match="CNNFAST_DATASETS_MIRROR must be an http"):
+        mnist.load_data()
+
+
 def test_file_url_mirror(synth_mnist, tmp_path):
     _assert_idx_set(mnist.load_data(path=tmp_path / "t", base_url=synth_mnist["dir"].as_uri()),
                     synth_mnist["arrays"])
@@ -562,7 +568,8 @@ def test_restricted_unpickler_builds_stand_ins_not_numpy_objects():
 @pytest.mark.parametrize("case", ["missing-member", "symlink-member", "garbage", "bad-labels",
                                   "wrong-width", "label-count", "binary-ragged", "oversized"])
 def test_cifar10_malformed_archives(case, cifar_batches, tmp_path, monkeypatch):
-    archive = tmp_path / (cifar10.BINARY_ARCHIVE.name if case.startswith("binary") else cifar10.PYTHON_ARCHIVE.name)
+    binary = case.startswith("binary")
+    archive = tmp_path / (cifar10.BINARY_ARCHIVE.name if binary else cifar10.PYTHON_ARCHIVE.name)
     names = [f"cifar-10-batches-py/{n}" for n in ref.BATCH_NAMES]
     members = {n: ref.py2_cifar_batch(r, lab) for n, (r, lab) in zip(names, cifar_batches)}
     match = "CIFAR-10"
@@ -597,7 +604,7 @@ def test_cifar10_malformed_archives(case, cifar_batches, tmp_path, monkeypatch):
         match = "whole number"
     else:
         ref.write_tar_gz(archive, members)
-    _use_archive(monkeypatch, archive, binary=case.startswith("binary"))
+    _use_archive(monkeypatch, archive, binary=binary)
     with pytest.raises(DatasetCorruptError, match=match):
         cifar10.load_data(path=tmp_path, download=False)
 

@@ -28,7 +28,7 @@ def _closed_port() -> int:
 
 
 def run_example(name: str, *args, cwd, data=None, timeout=300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, CNNFAST_NUM_THREADS="2", MPLBACKEND="Agg",
+    env = dict(os.environ, CNNFAST_NUM_THREADS="1", MPLBACKEND="Agg",
                CNNFAST_DATASETS_MIRROR=f"http://127.0.0.1:{_closed_port()}",
                CNNFAST_DATA=str(data if data is not None else pathlib.Path(cwd) / "no-data"))
     proc = subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True,
@@ -103,7 +103,7 @@ def test_training_curves_without_matplotlib(tmp_path):
             f"sys.argv = [{str(script)!r}, '--epochs', '1', '--output', {str(png)!r}]; "
             f"runpy.run_path({str(script)!r}, run_name='__main__')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
-                          timeout=300, env=dict(os.environ, CNNFAST_NUM_THREADS="2"))
+                          timeout=300, env=dict(os.environ, CNNFAST_NUM_THREADS="1"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "matplotlib is not installed: skipping the plot" in proc.stdout and not png.exists()
 

@@ -176,9 +176,11 @@ def builtin_table(threads: int, repeats: int, out=None) -> int:
           f"median of {repeats} repeats" + ("" if torch else "; PyTorch not installed"), file=out)
     load = f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; " if hasattr(os, "getloadavg") else ""
     blas = os.environ.get("OPENBLAS_NUM_THREADS")
-    print(f"{load}NumPy {np.__version__} " + (f"BLAS limited to {blas} thread(s)" if blas else "uses its own BLAS threads")
+    blas = f"BLAS limited to {blas} thread(s)" if blas else "uses its own BLAS threads"
+    print(f"{load}NumPy {np.__version__} {blas}"
           + (f"; PyTorch {torch.__version__} set to {threads} thread(s)" if torch else ""), file=out)
-    header = f"{'case':<38} {'cnnfast ms':>10} {'GFLOP/s':>8} {'NumPy ms':>9} {'PyTorch ms':>10} {'vs PyTorch':>10}"
+    header = (f"{'case':<38} {'cnnfast ms':>10} {'GFLOP/s':>8} {'NumPy ms':>9} {'PyTorch ms':>10} "
+              f"{'vs PyTorch':>10}")
     print(header, file=out)
     print("-" * len(header), file=out)
     for make in cases:
@@ -208,7 +210,8 @@ def run(args) -> int:
     if script is None:
         if extra:
             raise UsageError(f"arguments {' '.join(extra)!r} are for benchmarks/compare.py, which was not found")
-        code = f"import sys; from cnnfast.cli.bench import builtin_table; sys.exit(builtin_table({threads}, {args.repeats}))"
+        code = ("import sys; from cnnfast.cli.bench import builtin_table; "
+                f"sys.exit(builtin_table({threads}, {args.repeats}))")
         sys.stdout.flush()
         return subprocess.call([sys.executable, "-c", code], env=env)
     print(f"Running {script} ...", flush=True)

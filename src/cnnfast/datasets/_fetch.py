@@ -136,7 +136,8 @@ def _mirrors(spec: DataSet, base_url: str | None) -> list[str]:
     out = []
     for u in urls:
         if not isinstance(u, str) or not u.lower().startswith(("http://", "https://", "file://")):
-            raise ValueError(f"{spec.title}: base_url must be an http://, https:// or file:// URL, got {u!r}")
+            source = "base_url" if base_url is not None else f"${ENV_MIRROR}"
+            raise ValueError(f"{spec.title}: {source} must be an http://, https:// or file:// URL, got {u!r}")
         out.append(u if u.endswith("/") else u + "/")
     return out
 
