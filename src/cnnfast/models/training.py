@@ -348,8 +348,15 @@ class Trainer:
             offsets.append(off)
             off += n
         st.offsets = np.asarray(offsets, np.intp)
-        if self._flat_size_changed(total):
+        # Optimizer state belongs to one layout of the flat buffer: a different set of trainable
+        # weights (or size) starts it afresh, as recompiling does in Keras. The first layout after
+        # loading a file keeps the restored state.
+        slots = self.optimizer._state.get("flat")
+        previous = getattr(self, "_flat_key", None)
+        if slots is not None and ((previous is not None and previous != key[0])
+                                  or any(a.size != total for a in slots.values())):
             self.optimizer.reset()
+        self._flat_key = key[0]
         self.optimizer.build(total)
 
         loss = self._loss_obj
@@ -372,11 +379,6 @@ class Trainer:
                 st.prob_fn = _activations.get(act)
         self._train_state = st
         return st
-
-    def _flat_size_changed(self, total):
-        """Optimizer state belongs to a layout of the flat buffer; a new layout resets it."""
-        slots = self.optimizer._state.get("flat")
-        return slots is not None and any(a.size != total for a in slots.values())
 
     # -- steps ----------------------------------------------------------------------------------------
     def _step_loss(self, st, xs, y, sw, training):
@@ -485,6 +487,7 @@ class Trainer:
             sw = self._class_weights(class_weight, y_arr, n)
         st = self._prepare(y_arr.shape)
 
+        self._take_bufs.clear()
         batches = _Batches(n, batch_size, shuffle, steps_per_epoch)
         cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
                            verbose=verbose, epochs=epochs, steps=batches.steps)
