@@ -37,8 +37,9 @@ def rng():
 
 
 def shared_data_dir() -> pathlib.Path | None:
-    """The real data sets: $CNNFAST_DATA, else ../shared/data beside the repository, else None."""
-    candidates = [os.environ.get("CNNFAST_DATA"), REPO_ROOT.parent / "shared" / "data"]
+    """The real data sets: $CNNFAST_DATA, else a shared/data directory beside the checkout (or one level up), else None."""
+    candidates = [os.environ.get("CNNFAST_DATA"), REPO_ROOT.parent / "shared" / "data",
+                  REPO_ROOT.parents[1] / "shared" / "data"]
     for c in candidates:
         if c and (pathlib.Path(c) / "mnist").is_dir():
             return pathlib.Path(c)
