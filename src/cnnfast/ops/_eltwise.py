@@ -363,8 +363,6 @@ def batch_norm_backward(dy, x, gamma, mean, inv_std, *, training=True):
     dy, x = _same_shape(op, dy, x, "dy", "x")
     _, rows, c = _bn_input(op, x)
     gamma = _channel_param(op, gamma, "gamma", c)
-    if gamma is None:
-        gamma = None
     mean = _channel_param(op, mean, "mean", c)
     inv_std = _channel_param(op, inv_std, "inv_std", c)
     if mean is None or inv_std is None:
