@@ -34,14 +34,15 @@ def _flat(a: np.ndarray) -> np.ndarray:
     return a.reshape(-1)
 
 
-def check_state(arr, op: str, name: str, shape: tuple, others=(), writeable: bool = True) -> np.ndarray:
-    """An array updated in place: never converted, so it must already be exactly right."""
+def check_state(arr, op: str, name: str, shape: tuple | None, others=(), writeable: bool = True) -> np.ndarray:
+    """An array updated in place: never converted, so it must already be exactly right
+    (float32, C-contiguous, writeable, of `shape` unless None, not overlapping `others`)."""
     if not isinstance(arr, np.ndarray):
         raise TypeError(f"{op}: {name} must be a numpy.ndarray (it is updated in place), got {type(arr).__name__}")
     if arr.dtype != np.float32:
         raise TypeError(f"{op}: {name} must have dtype float32 (it is updated in place, never converted), "
                         f"got {arr.dtype}")
-    if arr.shape != tuple(shape):
+    if shape is not None and arr.shape != tuple(shape):
         raise ValueError(f"{op}: {name} must have shape {tuple(shape)}, got {arr.shape}")
     if not arr.flags.c_contiguous:
         raise ValueError(f"{op}: {name} must be C-contiguous (it is updated in place)")
