@@ -31,7 +31,7 @@ def as_float32(x, op: str, name: str, ndim: int | Sequence[int] | None = None) -
         if arr.ndim not in allowed:
             want = " or ".join(f"{d}-D" for d in allowed)
             raise ValueError(f"{op}: {name} must be {want}, got {arr.ndim}-D array of shape {arr.shape}")
-    return np.ascontiguousarray(arr, dtype=np.float32)
+    return np.asarray(arr, dtype=np.float32, order="C")  # keeps 0-D arrays 0-D
 
 
 def as_labels(y, op: str, name: str = "labels") -> np.ndarray:
