@@ -96,3 +96,15 @@ def test_import_is_lazy_and_quick():
     seconds, models_loaded = proc.stdout.split()
     assert models_loaded == "False"
     assert float(seconds) < 5.0  # generous: the target (< 0.15 s) is checked in benchmarks/
+
+
+def test_wait_policy_defaults_to_passive_but_respects_the_user():
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    code = "import os, cnnfast; print(os.environ.get('OMP_WAIT_POLICY'))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.stdout.strip() == "PASSIVE", proc.stderr
+    proc = run_python(code, OMP_WAIT_POLICY="ACTIVE")
+    assert proc.stdout.strip() == "ACTIVE"
+    env["GOMP_SPINCOUNT"] = "1000"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.stdout.strip() == "None"

@@ -140,6 +140,8 @@ def config() -> dict:
         "num_threads": get_num_threads(),
         "compiler": _kernels.compiler_info(),
         "openmp": f"OpenMP {omp} (GNU libgomp)" if omp else "none (single-threaded build)",
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY") or
+                           f"default (GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT')})",
         "python": platform.python_version(),
         "numpy": __import__("numpy").__version__,
         "machine": platform.machine(),
