@@ -53,6 +53,8 @@ CASES = [
     (2, 9, 9, 8, 3, 3, 8, (1, 1), "same", (1, 1), 8),             # depthwise
     (1, 9, 8, 5, 3, 3, 15, (2, 2), "same", (1, 1), 5),            # depthwise, multiplier 3
     (1, 8, 8, 4, 5, 5, 64, (1, 1), "same", (1, 1), 4),            # grouped, 16 out per group
+    (2, 7, 9, 16, 3, 3, 6, (1, 2), "same", (1, 1), 2),            # grouped, 3 out per group
+    (1, 6, 6, 3, 3, 3, 60, (1, 1), "same", (1, 1), 3),            # depthwise, multiplier 20
     (1, 1, 1, 7, 1, 1, 3, (1, 1), "valid", (1, 1), 1),            # 1x1 image, 1x1 kernel
     (3, 5, 31, 2, 1, 3, 40, (1, 1), "valid", (1, 1), 1),          # wide rows: many tiles
     (1, 4, 4, 67, 3, 3, 1, (1, 1), "same", (1, 1), 1),            # many in, one out
