@@ -196,12 +196,13 @@ def test_depthwise_both_algorithms(algo, mult, isa, threads, rng):
 
 
 # (N, H, W, C, Cout, padding): Winograd F(2x2, 3x3) shapes — odd/even outputs, 1x1 images, every
-# padding (including more than the kernel, which gives backward-data a negative tile origin).
+# padding (including more than the kernel, which gives backward-data a negative tile origin), and
+# rows wide enough to be split into several tile blocks.
 WINO_CASES = [
     (2, 8, 8, 16, 16, "valid"), (2, 9, 7, 17, 33, "same"), (1, 5, 6, 5, 7, "full"),
     (3, 26, 26, 32, 32, "valid"), (1, 13, 13, 32, 64, "valid"), (1, 1, 1, 16, 20, "same"),
     (1, 3, 3, 20, 16, "valid"), (2, 6, 11, 24, 67, ((0, 2), (1, 0))), (1, 4, 5, 64, 3, 3),
-    (1, 10, 10, 1, 16, "same"),
+    (1, 10, 10, 1, 16, "same"), (1, 5, 203, 16, 24, "same"), (2, 3, 130, 20, 17, "valid"),
 ]
 
 

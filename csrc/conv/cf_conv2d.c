@@ -156,6 +156,18 @@ static cf_status run_gather(const cf_conv_kernels *K, const cf_conv_gather *prob
 /* Winograd F(2x2, 3x3)                                                                         */
 /* ------------------------------------------------------------------------------------------ */
 
+/* Blocks of about `target` 2x2 tiles: whole tile rows when a row is short, else chunks of one
+ * row, so the transform buffers stay in L2 whatever the image width. */
+static void wino_blocking(int64_t nty, int64_t ntx, int64_t target, int64_t *rows, int64_t *cols) {
+    *cols = CF_MAX(1, CF_MIN(ntx, target));
+    *rows = CF_MAX(1, CF_MIN(nty, target / *cols));
+}
+
+/* Blocks per image. */
+static int64_t wino_blocks(int64_t nty, int64_t rows, int64_t ntx, int64_t cols) {
+    return ((nty + rows - 1) / rows) * ((ntx + cols - 1) / cols);
+}
+
 /* U[xi][block][ci][NB] = (G g G^T)[xi] for the problem's input channel ci and output channel ko,
  * G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]. g is w[i][j][ci][ko] (mode 0, forward), the flipped,
  * transposed w[2-i][2-j][ko][ci] (mode 1, backward-data as a forward problem) or the transposed
@@ -210,7 +222,7 @@ static cf_status wino_forward(const cf_conv_kernels *K, int64_t n, const float *
     q.pl = pl;
     q.nty = (ho + 1) / 2;
     q.ntx = (wo + 1) / 2;
-    q.rows_per_block = CF_MAX(1, CF_MIN(q.nty, CF_WINO_FWD_TILES / q.ntx));
+    wino_blocking(q.nty, q.ntx, CF_WINO_FWD_TILES, &q.rows_per_block, &q.cols_per_block);
     q.u_sb = c * NB;
     q.u_sxi = nblocks * q.u_sb;
     q.bias = bias;
@@ -221,8 +233,8 @@ static cf_status wino_forward(const cf_conv_kernels *K, int64_t n, const float *
     if (U == NULL) return CF_ERR_NOMEM;
     wino_weights(wt, wc, wk, flip_t, c, k, NB, U);
     q.u = U;
-    const int64_t items = n * ((q.nty + q.rows_per_block - 1) / q.rows_per_block);
-    const int64_t ws_floats = cf_wino_ws_floats(q.rows_per_block * q.ntx, q.cp, q.kp);
+    const int64_t items = n * wino_blocks(q.nty, q.rows_per_block, q.ntx, q.cols_per_block);
+    const int64_t ws_floats = cf_wino_ws_floats(q.rows_per_block * q.cols_per_block, q.cp, q.kp);
     const int nt = threads_for_work(items, flops);
     int failed = 0;
 #ifdef CNNFAST_HAVE_OPENMP
@@ -265,7 +277,7 @@ static cf_status wino_bwd_data(const cf_conv_kernels *K, const cf_conv2d_params 
     q.pl = p->pad_left;
     q.nty = (p->ho + 1) / 2;
     q.ntx = (p->wo + 1) / 2;
-    q.rows_per_block = CF_MAX(1, CF_MIN(q.nty, CF_WINO_FWD_TILES / q.ntx));
+    wino_blocking(q.nty, q.ntx, CF_WINO_FWD_TILES, &q.rows_per_block, &q.cols_per_block);
     q.u_sb = k * NB;
     q.u_sxi = nblocks * q.u_sb;
     q.bias = bias;
@@ -276,7 +288,7 @@ static cf_status wino_bwd_data(const cf_conv_kernels *K, const cf_conv2d_params 
     if (U == NULL) return CF_ERR_NOMEM;
     wino_weights(w, c, k, 2, k, c, NB, U);
     q.u = U;
-    const int64_t ws_floats = 16 * q.rows_per_block * q.ntx * (q.kp + q.cpp) + q.kp + 64;
+    const int64_t ws_floats = 16 * q.rows_per_block * q.cols_per_block * (q.kp + q.cpp) + q.kp + 64;
     int failed = 0;
 #ifdef CNNFAST_HAVE_OPENMP
 #pragma omp parallel num_threads(nt)
@@ -319,13 +331,13 @@ static cf_status wino_bwd_filter(const cf_conv_kernels *K, const cf_conv2d_param
     q.pl = p->pad_left;
     q.nty = (p->ho + 1) / 2;
     q.ntx = (p->wo + 1) / 2;
-    q.rows_per_block = CF_MAX(1, CF_MIN(q.nty, CF_WINO_BWF_TILES / q.ntx));
+    wino_blocking(q.nty, q.ntx, CF_WINO_BWF_TILES, &q.rows_per_block, &q.cols_per_block);
     q.cp = CF_ROUND_UP(c, K->vlen);
     q.kp = CF_ROUND_UP(k, NB);
-    const int64_t items = p->n * ((q.nty + q.rows_per_block - 1) / q.rows_per_block);
+    const int64_t items = p->n * wino_blocks(q.nty, q.rows_per_block, q.ntx, q.cols_per_block);
     const int nt = threads_for_work(items, conv_flops(p));
     const int64_t psize = 16 * c * q.kp, pstride = CF_ROUND_UP(psize + q.kp, 16);
-    const int64_t ws_floats = cf_wino_ws_floats(q.rows_per_block * q.ntx, q.cp, q.kp);
+    const int64_t ws_floats = cf_wino_ws_floats(q.rows_per_block * q.cols_per_block, q.cp, q.kp);
     float *priv = (float *)cf_workspace(0, (size_t)(nt * pstride) * sizeof(float));
     if (priv == NULL) return CF_ERR_NOMEM;
     int failed = 0;
