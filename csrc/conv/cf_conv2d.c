@@ -21,8 +21,8 @@
  *     over blocks of output rows (about 256 pixels, so the input window and dy block stay in
  *     L1/L2); the bias gradient is summed in the same pass. After one barrier the threads reduce
  *     disjoint slices of dW over the private copies in thread order: deterministic for a given
- *     thread count. Small cin (the first layer, cin = 1 or 3) makes the accumulator rows
- *     (tap, cin) pairs so the register tile stays full.
+ *     thread count. The accumulator rows are (tap, cin) pairs taken in chunks that run across
+ *     taps, so the register tile stays full even for cin = 1 or 3.
  *   WINOGRAD F(2x2, 3x3) (3x3, stride 1, dilation 1, groups 1, cin and cout >= 16): 16 GEMMs on
  *     2x2 output tiles instead of 36 multiply-adds per tile: 2.25x fewer FLOPs for the same
  *     result up to rounding (about 3e-7 relative here). Forward: input transform, GEMMs, output
@@ -776,7 +776,6 @@ cf_status cf_conv2d_bwd_filter(const cf_conv2d_params *p, const float *x, const 
 
     const int nv = choose_nv(cog, K);
     const int64_t NB = (int64_t)nv * K->vlen, cog_pad = CF_ROUND_UP(cog, NB);
-    const int rmax = K->max_rows[nv];
     int64_t rpb = (CF_CONV_BWF_PIXELS + p->wo - 1) / p->wo;
     if (rpb > p->ho) rpb = p->ho;
     const int64_t nblk = (p->ho + rpb - 1) / rpb;
@@ -816,7 +815,6 @@ cf_status cf_conv2d_bwd_filter(const cf_conv2d_params *p, const float *x, const 
         q->rows_per_block = rpb;
         q->cog_pad = cog_pad;
         q->nv = nv;
-        q->offs = cig < rmax;
     }
     const int64_t wb_floats = cf_conv_bwf_winbuf_floats(&probs[0]);
     int failed = 0;

@@ -56,7 +56,6 @@ typedef struct {
     int64_t rows_per_block;         /* output rows per work item */
     int64_t cog_pad;                /* nout rounded up to NB: private row stride */
     int nv;                         /* vectors per block */
-    int offs;                       /* 1: accumulator rows are (tap, ci) pairs (small cig) */
 } cf_conv_bwf;
 
 /* Winograd F(2x2, 3x3) forward problem (also backward-data, on dy with flipped weights):
