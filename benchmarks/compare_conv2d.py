@@ -2,7 +2,7 @@
 tutorial CNNs, and print a table: ms, GFLOP/s, % of the machine's FMA peak, ratio to PyTorch.
 
     python benchmarks/compare_conv2d.py [--threads 1 2] [--batch 64] [--repeats 15] [--layers ...]
-                                        [--clock wall|cpu] [--no-numpy]
+                                        [--clock wall|cpu] [--stat median|min] [--no-numpy]
 
 Method: every implementation runs the same float32 inputs; each timing is the median of
 ``--repeats`` runs after one warm-up, and the implementations are interleaved run by run so a
@@ -254,8 +254,9 @@ def numpy_fns(L):
     return fwd, fwd_bwd
 
 
-def interleaved_medians(fns: dict, repeats: int, clock=time.perf_counter) -> dict:
-    """Median seconds per function, running them in turn so load changes hit all alike."""
+def interleaved_medians(fns: dict, repeats: int, clock=time.perf_counter, stat=statistics.median) -> dict:
+    """Median (or `stat`) seconds per function, running them in turn so load changes hit all
+    alike."""
     times = {k: [] for k in fns}
     for f in fns.values():
         f()  # warm-up: workspaces, caches, lazy init
@@ -264,10 +265,11 @@ def interleaved_medians(fns: dict, repeats: int, clock=time.perf_counter) -> dic
             t0 = clock()
             f()
             times[k].append(clock() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return {k: stat(v) for k, v in times.items()}
 
 
-def run(threads_list, batch, repeats, layers, with_numpy=True, out=sys.stdout, clock="wall"):
+def run(threads_list, batch, repeats, layers, with_numpy=True, out=sys.stdout, clock="wall",
+        stat="median"):
     rows = []
     for nt in threads_list:
         cnnfast.set_num_threads(nt)
@@ -278,7 +280,7 @@ def run(threads_list, batch, repeats, layers, with_numpy=True, out=sys.stdout, c
         timer = time.thread_time if use_cpu else time.perf_counter
         peak, how = peak_gflops(nt, use_cpu)
         print(f"\n## {nt} thread(s); peak {peak:.0f} GFLOP/s ({how}); ISA {cnnfast.get_isa()}; "
-              f"batch {batch}; median of {repeats}; {'CPU' if use_cpu else 'wall'} clock; "
+              f"batch {batch}; {stat} of {repeats}; {'CPU' if use_cpu else 'wall'} clock; "
               f"load average {os.getloadavg()[0]:.1f}", file=out)
         print(f"{'layer':14s} {'pass':9s} {'cnnfast ms':>10s} {'GFLOP/s':>8s} {'%peak':>6s} "
               f"{'torch ms':>9s} {'(fmt)':>6s} {'ratio':>6s} {'numpy ms':>9s}", file=out)
@@ -297,7 +299,7 @@ def run(threads_list, batch, repeats, layers, with_numpy=True, out=sys.stdout, c
             if with_numpy:
                 nf, nfb = numpy_fns(L)
                 fns["numpy_f"], fns["numpy_fb"] = nf, nfb
-            med = interleaved_medians(fns, reps, timer)
+            med = interleaved_medians(fns, reps, timer, min if stat == "min" else statistics.median)
             for pass_, suffix, mult in (("fwd", "_f", 1), ("fwd+bwd", "_fb", 2 if L["first"] else 3)):
                 t = med["cnnfast" + suffix]
                 gf = mult * L["flops"] / t / 1e9
@@ -325,12 +327,14 @@ def main(argv=None):
     ap.add_argument("--layers", nargs="*", default=None, help="subset of layer names")
     ap.add_argument("--no-numpy", action="store_true", help="skip the (slow) NumPy im2col baseline")
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                    help="cpu: process CPU time for the 1-thread runs (robust on a shared machine)")
+                    help="cpu: thread CPU time for the 1-thread runs (robust on a shared machine)")
+    ap.add_argument("--stat", choices=["median", "min"], default="median",
+                    help="min: best run, the usual estimate of undisturbed time on a busy machine")
     args = ap.parse_args(argv)
     print(f"cnnfast {cnnfast.__version__}, torch {torch.__version__ if torch else 'absent'}, "
           f"numpy {np.__version__}")
     run(args.threads, args.batch, args.repeats, args.layers, with_numpy=not args.no_numpy,
-        clock=args.clock)
+        clock=args.clock, stat=args.stat)
 
 
 if __name__ == "__main__":
