@@ -178,25 +178,34 @@ static void wino_weights(const float *w, int64_t wc, int64_t wk, int mode, int64
     const int64_t nblocks = (k + NB - 1) / NB, u_sb = c * NB, u_sxi = nblocks * u_sb;
     memset(U, 0, (size_t)(16 * u_sxi) * sizeof(float));
     for (int64_t ci = 0; ci < c; ci++)
-        for (int64_t ko = 0; ko < k; ko++) {
-            float g[3][3], t[4][3];
+        for (int64_t b = 0; b < nblocks; b++) {
+            /* The nine taps of output channels ko = b*NB + l: src[i][j] + l * step. */
+            const float *src[3][3];
+            int64_t step;
             for (int i = 0; i < 3; i++)
                 for (int j = 0; j < 3; j++)
-                    g[i][j] = mode == 0   ? w[((i * 3 + j) * wc + ci) * wk + ko]
-                              : mode == 1 ? w[(((2 - i) * 3 + (2 - j)) * wc + ko) * wk + ci]
-                                          : w[((i * 3 + j) * wc + ko) * wk + ci];
-            for (int j = 0; j < 3; j++) {
-                t[0][j] = g[0][j];
-                t[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
-                t[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
-                t[3][j] = g[2][j];
-            }
-            float *dst = U + (ko / NB) * u_sb + ci * NB + ko % NB;
-            for (int i = 0; i < 4; i++) {
-                dst[(i * 4 + 0) * u_sxi] = t[i][0];
-                dst[(i * 4 + 1) * u_sxi] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-                dst[(i * 4 + 2) * u_sxi] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-                dst[(i * 4 + 3) * u_sxi] = t[i][2];
+                    src[i][j] = mode == 0   ? w + ((i * 3 + j) * wc + ci) * wk + b * NB
+                              : mode == 1 ? w + (((2 - i) * 3 + (2 - j)) * wc + b * NB) * wk + ci
+                                          : w + ((i * 3 + j) * wc + b * NB) * wk + ci;
+            step = mode == 0 ? 1 : wk;
+            float *dst = U + b * u_sb + ci * NB;
+            const int64_t nl = CF_MIN(NB, k - b * NB);
+            for (int64_t l = 0; l < nl; l++) {
+                float g[3][3], t[4][3];
+                for (int i = 0; i < 3; i++)
+                    for (int j = 0; j < 3; j++) g[i][j] = src[i][j][l * step];
+                for (int j = 0; j < 3; j++) {
+                    t[0][j] = g[0][j];
+                    t[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
+                    t[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
+                    t[3][j] = g[2][j];
+                }
+                for (int i = 0; i < 4; i++) {
+                    dst[(i * 4 + 0) * u_sxi + l] = t[i][0];
+                    dst[(i * 4 + 1) * u_sxi + l] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+                    dst[(i * 4 + 2) * u_sxi + l] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+                    dst[(i * 4 + 3) * u_sxi + l] = t[i][2];
+                }
             }
         }
 }
