@@ -19,13 +19,14 @@ from reference.gemm import matmul_error_bound, matmul_ref, pack_ref
 
 # (M, K, N). Tile edges: 13/14/15, 31/32/33, and edge tiles of every row count 1..13 (the AVX-512
 # kernel has a copy per even row count); in-place A/B below 256, packed above; K slices of
-# 256/384 with remainders; the conv shapes (43264x9x32, 36864x288x32, 7744x288x64) scaled down.
+# 256/384 with remainders; narrow B (packed once) with several K slices, K = 1024 (A's rows 4 KiB
+# apart: always packed); the conv shapes (43264x9x32, 36864x288x32, 7744x288x64) scaled down.
 SHAPES = [
     (1, 1, 1), (1, 7, 1), (2, 3, 5), (7, 1, 9), (13, 9, 31), (14, 16, 32), (15, 17, 33),
     (6, 5, 16), (29, 37, 41), (64, 128, 10), (64, 576, 64), (64, 1600, 128), (97, 389, 67),
     (300, 40, 300), (257, 257, 257), (515, 33, 7), (3, 515, 2), (1, 515, 515), (515, 1, 515),
     (4327, 9, 32), (1153, 288, 32), (775, 288, 64), (19, 1031, 23), (10, 20, 33), (23, 300, 48),
-    (9, 64, 17),
+    (9, 64, 17), (300, 900, 40), (50, 1024, 40),
 ]
 BIG_SHAPES = [(515, 515, 515), (128, 1100, 300)]
 
@@ -108,7 +109,7 @@ def test_alpha_beta_through_the_c_entry_point(isa, threads, rng, alpha, beta):
 
 def test_packed_extended_entry_point(isa, threads, rng):
     """cf_sgemm_ex with the built-in packer on arbitrary strides (the path custom packers use)."""
-    for M, K, N in [(1, 1, 1), (15, 9, 33), (70, 300, 45), (300, 400, 290)]:
+    for M, K, N in [(1, 1, 1), (15, 9, 33), (70, 300, 45), (300, 400, 290), (40, 900, 20)]:
         # P_A(i, k) = a[i*sx + k*sk] with neither stride 1 (the packer's scalar gather path),
         # P_B as B (k-contiguous) or as B^T.
         a = rand(rng, M * K * 3 + 5)
