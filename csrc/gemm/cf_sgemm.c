@@ -136,10 +136,11 @@ static cf_status run_block(const problem *pb, int64_t m0, int64_t m1, int64_t n0
     const int64_t b_cols = CF_ROUND_UP(nt, NR);
 
     /* Narrow C (all of this thread's B, every K slice, fits in CF_SGEMM_NARROW_B_BYTES: the conv
-     * GEMMs with N = 32 or 64): prepare B once, then walk A in blocks sized for L2, so a packed
-     * A block is written to and read back from L2. */
+     * GEMMs with N = 32 or 64): prepare B once, then walk A in blocks of rows sized for L2, all
+     * K slices of a block in turn: a packed A block is written to and read back from L2, and the
+     * block's rows of C stay in cache from one K slice to the next. */
     if ((size_t)(K * b_cols) * sizeof(float) <= CF_SGEMM_NARROW_B_BYTES) {
-        const int64_t mc_step = ns.pack_a ? CF_MAX(MR, CF_SGEMM_L2_A_BYTES / (kcb * 4) / MR * MR) : mt;
+        const int64_t mc_step = CF_MAX(MR, CF_SGEMM_L2_A_BYTES / (kcb * 4) / MR * MR);
         const int64_t a_rows = ns.pack_a ? CF_MIN(mc_step, CF_ROUND_UP(mt, MR)) : MR;
         const int64_t b_floats = ns.pack_b ? K * b_cols : K * NR;  /* in place: edge panels */
         ns.abuf = (float *)cf_workspace(0, (size_t)(a_rows * kcb) * sizeof(float));
