@@ -189,6 +189,30 @@ def test_gradients_by_finite_differences(rng):
             assert abs(fd - grad[idx]) <= 2e-3 * (1 + abs(fd)), (which, idx, fd, grad[idx])
 
 
+def test_random_shapes_and_flags_property(isa):
+    """Hypothesis: any small shape and flag combination matches the reference."""
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+
+    @hypothesis.settings(max_examples=40, deadline=None, derandomize=True)
+    @hypothesis.given(M=st.integers(0, 40), K=st.integers(0, 40), N=st.integers(0, 70),
+                      ta=st.booleans(), tb=st.booleans(), use_bias=st.booleans(),
+                      relu=st.booleans(), acc=st.booleans(), seed=st.integers(0, 2**16))
+    def check(M, K, N, ta, tb, use_bias, relu, acc, seed):
+        rng = np.random.default_rng(seed)
+        a, b = operands(rng, M, K, N, ta, tb)
+        bias = rand(rng, N) if use_bias else None
+        act = "relu" if relu else None
+        c0 = rand(rng, M, N)
+        out = c0.copy() if acc else None
+        got = matmul(a, b, trans_a=ta, trans_b=tb, bias=bias, activation=act, out=out,
+                     accumulate=acc)
+        assert_matches(got, a, b, trans_a=ta, trans_b=tb, bias=bias, activation=act,
+                       c=c0 if acc else None, beta=1.0 if acc else 0.0)
+
+    check()
+
+
 # ----------------------------------------------------------------------------- determinism
 
 def test_bit_identical_across_runs_and_thread_counts(isa, rng):

@@ -1,16 +1,17 @@
 /*
  * cf_conv2d.c — the convolution entry points: validation, algorithm choice, weight packing, the
- * parallel region, and the fixed-order reduction of backward-filter. Baseline ISA; the register
+ * parallel region, and the fixed-order reductions of backward-filter. Baseline ISA; the register
  * kernels live in cf_conv2d_{generic,_avx2,_avx512}.c and are picked per call from cf_get_isa().
  *
- * Algorithms
- *   IGEMM (default): NHWC implicit GEMM without an im2col buffer. Forward is one "gather problem"
- *     per group (see cf_conv_internal.h): output rows are split statically over the threads, each
- *     row is cut into balanced tiles of at most RMAX pixels, and each tile x (NB output channels)
- *     is one register-blocked kernel call summing over every valid tap and input channel.
- *     Weights are repacked once per call, per group, into [block][kh][kw][cin][NB] panels so that
- *     a tap's cin x NB slice is contiguous and zero-padded (no masks in the inner loop); the bias
- *     is packed alongside.
+ * Algorithms (CF_CONV_ALGO_AUTO picks the first that applies: DEPTHWISE, WINOGRAD, IGEMM)
+ *   IGEMM: NHWC implicit GEMM without an im2col buffer. Forward is one "gather problem" per group
+ *     (see cf_conv_internal.h): output rows are split statically over the threads, each row is cut
+ *     into balanced tiles of at most RMAX pixels, and each tile x (NB output channels) is one
+ *     register-blocked kernel call summing over every valid tap and input channel. Weights are
+ *     repacked once per call, per group, into [block][kh][kw][cin][NB] panels so that a tap's
+ *     cin x NB slice is contiguous and zero-padded (no masks in the inner loop); the bias is
+ *     packed alongside. With at most 4 output channels per group the weights are packed
+ *     [kh][kw][o][cin] instead and a tile whose vectors run along cin is used.
  *     Backward-data is the same kernel run on dy with the transposed, flipped weights
  *     ([block of cin][kh][kw][cout][NB]). With stride s > 1 the input pixels split into s_h * s_w
  *     phases (ih mod s_h, iw mod s_w); within a phase the contributing taps form a regular
@@ -22,7 +23,15 @@
  *     disjoint slices of dW over the private copies in thread order: deterministic for a given
  *     thread count. Small cin (the first layer, cin = 1 or 3) makes the accumulator rows
  *     (tap, cin) pairs so the register tile stays full.
- *   DEPTHWISE (c == groups, small multiplier): direct loops vectorised over channels.
+ *   WINOGRAD F(2x2, 3x3) (3x3, stride 1, dilation 1, groups 1, cin and cout >= 16): 16 GEMMs on
+ *     2x2 output tiles instead of 36 multiply-adds per tile: 2.25x fewer FLOPs for the same
+ *     result up to rounding (about 3e-7 relative here). Forward: input transform, GEMMs, output
+ *     transform with bias and ReLU, per block of ~48 tiles held in L2. Backward-data: the same
+ *     on dy with flipped weights, or — for 'valid'-like layers, whose backward-data is a 'full'
+ *     convolution — by transposition from the dy tiles, one image per work item. Backward-filter:
+ *     F(3x3, 2x2) with the sum over tiles taken in the transform domain (per-thread P, reduced in
+ *     thread order, then dW = G^T P G once).
+ *   DEPTHWISE (c == groups, multiplier < VLEN): direct loops vectorised over channels.
  *
  * Threads: one parallel region per call, static contiguous split of output rows (work items),
  * FTZ/DAZ inside; problems below ~1 MFLOP run on one thread.

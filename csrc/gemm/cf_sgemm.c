@@ -61,7 +61,11 @@ static cf_status run_block(const problem *pb, int64_t m0, int64_t m1, int64_t n0
     const int64_t mt = m1 - m0, nt = n1 - n0;
     if (mt <= 0 || nt <= 0) return CF_OK;
     const cf_sgemm_strided *ra = pb->a.raw, *rb = pb->b.raw;
-    const int pack_a = !(ra && (ra->stride_x == 1 || ra->stride_k == 1) && nt < cfg->pack_a_min_n);
+    /* A read in place must not have its far stride a multiple of 4 KiB: the MR rows (or the k
+     * lines of A^T) of a micro-panel would then share one L1 set and evict each other. */
+    const int a_in_place = ra && (ra->stride_x == 1 || ra->stride_k == 1) &&
+                           (ra->stride_x == 1 ? ra->stride_k : ra->stride_x) % 1024 != 0;
+    const int pack_a = !(a_in_place && nt < cfg->pack_a_min_n);
     const int pack_b = !(rb && rb->stride_x == 1 && mt < cfg->pack_b_min_m);
     const int64_t mc_step = pack_a ? cfg->mc : mt;
     /* Packed: room for a whole block; read in place: room for one ragged edge micro-panel. */

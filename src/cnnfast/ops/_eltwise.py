@@ -193,7 +193,9 @@ def _xent_labels(op: str, labels, lead: tuple, c: int, logits_shape: tuple):
     """(int32 class indices or None, float32 target rows or None)."""
     arr = np.asarray(labels)
     index_shapes = (lead, lead + (1,))
-    if arr.dtype.kind == "f" and arr.shape == logits_shape:
+    # rows shaped like the logits are one-hot / probabilities (integer one-hot too, unless a
+    # single class makes (N, 1) ambiguous: then only float rows are probabilities)
+    if arr.shape == logits_shape and arr.dtype.kind in "fiu" and (arr.dtype.kind == "f" or c > 1):
         return None, _as_f32(arr, op, "labels").reshape(-1, c)
     if arr.dtype.kind in "fiu" and arr.shape in index_shapes:
         idx = as_labels(arr, op, "labels").reshape(-1)
@@ -216,7 +218,7 @@ def softmax_cross_entropy(logits, labels, sample_weight=None, return_probs=False
     Args:
         logits: ``(N, C)`` (or ``(..., C)``: every leading position is a sample).
         labels: class indices shaped ``(N,)`` or ``(N, 1)`` (any integer dtype, or whole floats),
-            or float rows shaped like ``logits`` (one-hot or probabilities).
+            or rows shaped like ``logits`` (one-hot or probabilities, e.g. ``to_categorical``).
         sample_weight: optional per-sample weights shaped ``(N,)`` or ``(N, 1)`` (or a scalar).
         return_probs: also return ``softmax(logits)`` (computed anyway, free).
 
