@@ -487,8 +487,12 @@ def import_keras():
     if "keras" not in sys.modules:
         os.environ["KERAS_BACKEND"] = "torch"
     try:
+        import warnings
+
         import keras
         import torch
+        # Keras's torch backend converts with np.array(tensor) (a NumPy 2 DeprecationWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"keras\.")
     except Exception as e:  # not installed, or broken
         raise Unavailable(f"Keras 3 with the torch backend is not installed ({type(e).__name__}: {e})")
     backend = keras.backend.backend()
