@@ -208,7 +208,8 @@ def ops_worker(cfg: dict) -> dict:
             fns["torch"] = lambda ta=ta, tb=tb, to=to: torch.matmul(ta, tb, out=to)
         cases.append(("gemm", f"gemm {M}x{K}x{N}", 2.0 * M * N * K, fns))
 
-    layers = cc.LAYERS[:3] if quick else cc.LAYERS
+    # the tutorial models' layers (compare_conv2d.py's larger ResNet-size layer with --all-ops)
+    layers = cc.LAYERS[:3] if quick else [L for L in cc.LAYERS if cfg.get("all_ops") or L[1][0] <= 32]
     for name, hw_c, cout, k, padding in layers:
         L = cc.make_layer(hw_c, cout, k, padding, batch)
         for pass_, idx, mult in (("fwd", 0, 1), ("fwd+bwd", 1, 2 if L["first"] else 3)):
@@ -520,6 +521,8 @@ def build_parser():
     p.add_argument("--infer-batch", type=int, default=1024, help="inference throughput batch (default 1024)")
     p.add_argument("--latency-seconds", type=float, default=1.0, help="time budget of the batch-1 latency")
     p.add_argument("--op-seconds", type=float, default=0.8, help="time budget per op case")
+    p.add_argument("--all-ops", action="store_true",
+                   help="also the 56x56x64 convolution of compare_conv2d.py (slow with NumPy)")
     p.add_argument("--memory-steps", type=int, default=50, help="training steps of the memory run")
     p.add_argument("--import-repeats", type=int, default=7)
     p.add_argument("--rounds", type=int, default=1, help="repeat each model measurement, medians kept")
@@ -588,7 +591,7 @@ def main(argv=None) -> int:
         report["ops"] = []
         for nt in args.threads:
             cfg = {"threads": nt, "seconds": args.op_seconds, "batch": 16 if args.quick else args.batch,
-                   "quick": args.quick, "frameworks": frameworks}
+                   "quick": args.quick, "frameworks": frameworks, "all_ops": args.all_ops}
             res = _run_json([sys.executable, str(HERE / "compare.py"), "--_worker", json.dumps(cfg)],
                             _models.worker_env(nt))
             report["ops"].append(res)

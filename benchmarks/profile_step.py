@@ -14,8 +14,8 @@ Method. The model of ``_models.py`` runs ``--steps`` steps after a warm-up (trai
   kernel itself plus the buffer checks of the wrapper),
 * the optimizer's update (``optimizer.apply_flat``) and the loss (``softmax_cross_entropy``).
 
-Each figure is the median over the steps of its per-step total. "Python overhead" is the step
-time minus the time in kernels: argument checks in ``cnnfast.ops``, output allocation, layer and
+Each figure is the median over the steps of its per-step total. "Python overhead" is, step by
+step, the step time minus the time in kernels (then the median): argument checks in ``cnnfast.ops``, output allocation, layer and
 model bookkeeping, metrics. FLOPs are direct-convolution / GEMM counts (2 x multiply-adds); the
 floor of an entry is its FLOPs / the FMA peak measured in this process just before, and "gap" is
 time - floor: the entries with the largest gap are where work pays most.
@@ -179,6 +179,10 @@ class Profiler:
         snapshot = dict(self.current)
         snapshot[("step", "total")] = total
         snapshot[("faults", "step")] = _minflt() - f0
+        # per-step differences (a difference of medians would mix different steps' noise)
+        snapshot[("derived", "python")] = total - sum(v for k, v in snapshot.items() if k[0] == "kernel")
+        snapshot[("derived", "outside")] = total - sum(v for k, v in snapshot.items()
+                                                       if k[0] == "layer" or (k[0] == "step" and k[1] != "total"))
         self.steps.append(snapshot)
 
     def medians(self):
@@ -240,7 +244,7 @@ def profile(model_name="mnist", threads=1, batch=64, steps=30, warmup=5, mode="t
                 flops_by_layer[f"{layer.name} {phase}"] = lf[(i, phase)] * batch
 
     total = med[("step", "total")]
-    kernel_total = sum(v for k, v in med.items() if k[0] == "kernel")
+    python_total = med[("derived", "python")]
     step_flops = (spec.train_flops() if mode == "train" else spec.forward_flops()) * batch
 
     def row(kind, name, t, flops, calls=None):
@@ -259,14 +263,14 @@ def profile(model_name="mnist", threads=1, batch=64, steps=30, warmup=5, mode="t
     kernels = sorted((row("kernel", k[1], v, prof.flops.get(k, 0.0), counts.get(k)) for k, v in med.items()
                       if k[0] == "kernel"), key=lambda r: -r["ms"])
     steps_rows = [row("step", k[1], v, 0.0) for k, v in med.items() if k[0] == "step" and k[1] != "total"]
-    outside = total - sum(r["ms"] for r in layers + steps_rows) / 1e3
-    steps_rows.append(row("step", "model / trainer outside the layers (checks, metrics, ...)", outside, 0.0))
+    steps_rows.append(row("step", "model / trainer outside the layers (checks, metrics, ...)",
+                          med[("derived", "outside")], 0.0))
     return {
         "model": model_name, "mode": mode, "threads": threads, "batch": batch, "steps": steps,
         "isa": cnnfast.get_isa(), "peak_gflops": peak,
         "step_ms": total * 1e3, "step_ms_unprofiled": statistics.median(plain) * 1e3,
         "step_flops": step_flops, "floor_ms": step_flops / (peak * 1e9) * 1e3,
-        "kernel_ms": kernel_total * 1e3, "python_overhead_ms": (total - kernel_total) * 1e3,
+        "kernel_ms": (total - python_total) * 1e3, "python_overhead_ms": python_total * 1e3,
         "page_faults_per_step": med[("faults", "step")],
         "layers": layers, "kernels": kernels, "other": steps_rows,
     }
