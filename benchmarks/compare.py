@@ -1,6 +1,6 @@
 """The comparison users run: cnnfast vs PyTorch vs Keras 3 vs plain NumPy, per op and per model.
 
-    python benchmarks/compare.py                 # everything at 1 and 2 threads (10-15 min)
+    python benchmarks/compare.py                 # everything at 1 and 2 threads (about 15 min)
     python benchmarks/compare.py --quick         # a short smoke run (about a minute)
     python benchmarks/compare.py --full          # real epochs instead of extrapolated ones
     python benchmarks/compare.py --sections models --models mnist --threads 1
