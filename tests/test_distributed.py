@@ -409,6 +409,7 @@ TWO_RANKS = [
     dict(name="clip_classes", n=50, batch_size=9, epochs=3, seed=5, optimizer="adamw_clip", class_weight=True,
          validation_n=13, validation_freq=2),
     dict(name="batchnorm", n=60, batch_size=10, epochs=2, seed=1, batchnorm=True, validation_split=0.2),
+    dict(name="dropout", n=40, batch_size=8, epochs=2, seed=1, dropout=True),
     dict(name="horovod", kind="horovod", n=64, batch_size=16, epochs=2),
     dict(name="stop_batch", kind="stop", n=64, batch_size=8, epochs=3, stop_rank=1, stop_batch=2),
     dict(name="stop_epoch", kind="stop", n=64, batch_size=8, epochs=3, stop_rank=1, stop_epoch=0),
@@ -490,6 +491,36 @@ def test_two_ranks_batchnorm_statistics_agree(two_ranks):
     fresh = make_model(1000, batchnorm=True)  # the moving statistics did move
     moving = [i for i, v in enumerate(fresh.weights) if not v.trainable]
     assert moving and all(not np.array_equal(w0[i], fresh.get_weights()[i]) for i in moving)
+
+
+@needs_mpi
+def test_two_ranks_with_dropout_stay_identical(two_ranks):
+    w0, i0 = _result(two_ranks, "dropout", 0)
+    w1, i1 = _result(two_ranks, "dropout", 1)
+    for a, b in zip(w0, w1):
+        np.testing.assert_array_equal(a, b)
+    assert i0 == i1 and i0["iterations"] == 10
+
+
+def test_dropout_seeds_differ_per_rank_during_fit():
+    from cnnfast.distributed._fit import _rank_rng_streams
+    model = make_model(1000, dropout=True)
+    drop = [layer for layer in model.layers if type(layer).__name__ == "Dropout"]
+    seed = drop[0].seed
+    with _rank_rng_streams(model, 0):
+        assert drop[0].seed == seed
+    with _rank_rng_streams(model, 1):
+        one = drop[0].seed
+    with _rank_rng_streams(model, 2):
+        two = drop[0].seed
+    assert len({seed, one, two}) == 3 and drop[0].seed == seed and 0 <= one < 2**31
+
+
+@needs_mpi
+def test_ranks_with_different_data_get_a_clear_error(tmp_path):
+    (tmp_path / "specs.json").write_text(json.dumps([dict(name="mismatch", kind="mismatch")]))
+    code, out, err, _ = run_mpi(2, SCRIPTS / "train_worker.py", tmp_path / "specs.json", tmp_path, timeout=120)
+    assert code != 0 and "the data on rank(s) [1] differ from rank 0's" in err and "whole data set" in err
 
 
 @needs_mpi

@@ -17,8 +17,9 @@ def make_data(n, seed=7, shape=(8, 8, 1), classes=4):
     return x, y.astype(np.int64)
 
 
-def make_model(seed, optimizer="adam", batchnorm=False, metrics=("accuracy",)):
-    """A small CNN: Conv2D(relu) -> MaxPooling2D -> [BatchNormalization] -> Flatten -> Dense -> softmax."""
+def make_model(seed, optimizer="adam", batchnorm=False, metrics=("accuracy",), dropout=False):
+    """A small CNN: Conv2D(relu) -> MaxPooling2D -> [BatchNormalization] -> Flatten -> Dense ->
+    [Dropout] -> softmax."""
     import cnnfast
     from cnnfast import layers, models, optimizers
 
@@ -26,7 +27,10 @@ def make_model(seed, optimizer="adam", batchnorm=False, metrics=("accuracy",)):
     stack = [layers.Input((8, 8, 1)), layers.Conv2D(6, (3, 3), activation="relu"), layers.MaxPooling2D((2, 2))]
     if batchnorm:
         stack.append(layers.BatchNormalization())
-    stack += [layers.Flatten(), layers.Dense(12, activation="relu"), layers.Dense(4, activation="softmax")]
+    stack += [layers.Flatten(), layers.Dense(12, activation="relu")]
+    if dropout:
+        stack.append(layers.Dropout(0.3))
+    stack.append(layers.Dense(4, activation="softmax"))
     model = models.Sequential(stack)
     opt = {"adam": lambda: optimizers.Adam(0.01),
            "sgd": lambda: optimizers.SGD(0.05, momentum=0.9, nesterov=True),

@@ -31,7 +31,8 @@ def save(out, name, model, **info):
 
 def run_fit(spec, out):
     x, y = make_data(spec["n"])
-    model = make_model(1000 + dist.rank(), spec.get("optimizer", "adam"), spec.get("batchnorm", False))
+    model = make_model(1000 + dist.rank(), spec.get("optimizer", "adam"), spec.get("batchnorm", False),
+                       dropout=spec.get("dropout", False))
     kwargs = {k: spec[k] for k in ("batch_size", "epochs", "validation_split", "shuffle", "seed",
                                    "steps_per_epoch", "validation_freq", "validation_batch_size",
                                    "validation_steps", "initial_epoch") if k in spec}
@@ -119,8 +120,14 @@ def run_fail(spec, out):
     dist.fit(model, x, y, batch_size=8, epochs=50, verbose=0, callbacks=[cbs.LambdaCallback(on_train_batch_end=boom)])
 
 
+def run_mismatch(spec, out):
+    """Rank 1 passes a different data set (its own part, as in a Horovod script): a clear error."""
+    x, y = make_data(64, seed=7 + dist.rank())
+    dist.fit(make_model(1000), x, y, batch_size=8, verbose=0)
+
+
 RUNNERS = {"fit": run_fit, "horovod": run_horovod, "stop": run_stop, "warmup": run_warmup,
-           "evaluate": run_evaluate, "fail": run_fail}
+           "evaluate": run_evaluate, "fail": run_fail, "mismatch": run_mismatch}
 
 
 def main():

@@ -2,8 +2,10 @@
 
 How a run goes (every rank executes the same code with the same arguments):
 
-1. One handshake checks that every rank has the same data sizes and arguments, and rank 0's seed
-   (drawn from NumPy's global RNG unless ``seed=`` is given) is broadcast.
+1. One handshake checks that every rank has the same arguments and the same data (sizes, shapes
+   and a checksum of a few rows: each rank must hold the whole data set, it reads only its own
+   samples), and rank 0's seed (drawn from NumPy's global RNG unless ``seed=`` is given) is
+   broadcast.
 2. Each epoch, each rank computes its :class:`~cnnfast.distributed.ShardPlan` (a pure function of
    seed and epoch), gathers only its own samples, and runs the model's own ``fit`` for that one
    epoch with its local batch size and ``shuffle=False``. Everything per step happens inside that
@@ -24,6 +26,9 @@ Only rank 0 shows the progress bar and runs ``ModelCheckpoint``, ``CSVLogger`` a
 marked with ``root_only``. An exception on any rank ends every rank (``MPI_Abort``) with that
 rank's traceback, unless ``init(abort_on_error=False)`` was used.
 
+Random layers (Dropout) get a different seed on each rank for the duration of ``fit`` (rank 0
+keeps its own), so the ranks draw independent masks for their parts of a global batch.
+
 A callback that sets ``model.stop_training`` in a batch hook takes effect one step later on every
 rank (the request travels with the next step's metric reduction); at the end of an epoch it takes
 effect at once.
@@ -33,6 +38,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+import zlib
 
 import numpy as np
 
@@ -137,14 +143,62 @@ def _check_weights(sample_weight, n, where, what="sample_weight"):
     return w
 
 
-def _handshake(group, where, **facts):
-    """Every rank must call with equal ``facts``: a clear error instead of a hang otherwise."""
-    every = group.allgather_obj(facts)
+_DATA_NOTE = ("every rank must pass the whole data set (or a memory map of it), not its own part: each rank "
+              "reads only its share of every global batch")
+
+
+def _fingerprint(arrays) -> int:
+    """CRC-32 of up to 8 rows spread over each array (and of their dtypes and shapes): equal on
+    ranks that hold the same data, without reading all of it."""
+    crc = 0
+    for a in arrays:
+        if a is None:
+            continue
+        crc = zlib.crc32(f"{a.dtype.str}{a.shape}".encode(), crc)
+        n = a.shape[0]
+        for r in sorted({int(i) for i in np.linspace(0, n - 1, num=min(n, 8))}):
+            crc = zlib.crc32(np.ascontiguousarray(a[r]).tobytes(), crc)
+    return crc
+
+
+def _handshake(group, where, data=None, **facts):
+    """Every rank must call with equal ``facts`` (and ``data`` fingerprints): a clear error on
+    every rank instead of a hang or silently different training otherwise."""
+    every = group.allgather_obj((facts, data))
     for key in facts:
-        values = [d[key] for d in every]
+        values = [d[key] for d, _ in every]
         if any(v != values[0] for v in values):
             detail = ", ".join(f"rank {r}: {v!r}" for r, v in enumerate(values))
-            raise ValueError(f"{where}: every rank must pass the same {key} ({detail})")
+            raise ValueError(f"{where}: every rank must pass the same {key} ({detail})"
+                             + (f"; {_DATA_NOTE}" if key.endswith(("samples", "shapes", "shape")) else ""))
+    differ = [r for r, (_, d) in enumerate(every) if d != every[0][1]]
+    if differ:
+        raise ValueError(f"{where}: the data on rank(s) {differ} differ from rank 0's; {_DATA_NOTE}")
+
+
+class _rank_rng_streams:
+    """Give random layers (Dropout) a different seed on every rank for a ``with`` block, so the
+    ranks draw independent masks for their parts of a batch (rank 0 keeps its seeds)."""
+
+    def __init__(self, model, rank):
+        self.layers, self.rank, self.saved = [], rank, []
+        stack = list(getattr(model, "layers", []))
+        while stack:
+            layer = stack.pop()
+            stack.extend(getattr(layer, "layers", []))
+            if getattr(layer, "_uses_rng", False) and isinstance(getattr(layer, "seed", None), int):
+                self.layers.append(layer)
+
+    def __enter__(self):
+        self.saved = [layer.seed for layer in self.layers]
+        if self.rank:
+            for layer in self.layers:
+                layer.seed = (layer.seed ^ (self.rank * 0x2545F491)) & 0x7FFFFFFF
+        return self
+
+    def __exit__(self, *exc):
+        for layer, seed in zip(self.layers, self.saved):
+            layer.seed = seed
 
 
 # -- metric states -----------------------------------------------------------------------------
@@ -364,9 +418,9 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
     if seed is None:
         seed = int(np.random.randint(0, 2**31 - 1)) if group.rank == 0 else None
         seed = group.bcast_obj(seed, 0)
-    _handshake(group, where, samples=n, input_shapes=inputs.shapes(), y_shape=y_arr.shape,
-               validation_samples=None if val is None else val[0].n, batch_size=batch_size, epochs=epochs,
-               initial_epoch=initial_epoch, steps=steps, shuffle=shuffle, seed=seed,
+    _handshake(group, where, data=_fingerprint(inputs.arrays + [y_arr, sw]), samples=n, input_shapes=inputs.shapes(),
+               y_shape=y_arr.shape, validation_samples=None if val is None else val[0].n, batch_size=batch_size,
+               epochs=epochs, initial_epoch=initial_epoch, steps=steps, shuffle=shuffle, seed=seed,
                sample_weight=sw is not None, validation_freq=validation_freq)
 
     if not model.built and len(inputs.arrays) == 1:
@@ -393,7 +447,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
     bridge = _Bridge(group, outer)
     model.stop_training = False
 
-    with _temporarily_distributed(model.optimizer):
+    with _temporarily_distributed(model.optimizer), _rank_rng_streams(model, group.rank):
         try:
             if initial_epoch >= epochs:
                 broadcast_weights(model, 0, include_optimizer=False)
@@ -436,7 +490,8 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose="auto", sample_weig
         raise ValueError(f"{where}: x has no samples (shape {inputs.arrays[0].shape})")
     y_arr = _check_y(y, n, where)
     sw = _check_weights(sample_weight, n, where)
-    _handshake(group, where, samples=n, input_shapes=inputs.shapes(), batch_size=batch_size, steps=steps)
+    _handshake(group, where, data=_fingerprint(inputs.arrays + [y_arr, sw]), samples=n,
+               input_shapes=inputs.shapes(), batch_size=batch_size, steps=steps)
     used = n if steps is None else min(n, steps * batch_size)
     start, count = split_evenly(used, group.rank, group.size)
     sl = slice(0, 1) if count == 0 else slice(start, start + count)
