@@ -144,6 +144,21 @@ def test_fit_on_one_process_is_model_fit_bitwise(solo):
     assert "_dist_grad_weight" not in model.optimizer.__dict__
 
 
+def test_model_fit_and_evaluate_distributed_flag(solo):
+    import inspect
+    from cnnfast.models.training import Trainer
+    if "distributed" not in inspect.signature(Trainer.fit).parameters:
+        pytest.skip("this Model.fit has no distributed= argument yet")
+    x, y = make_data(30)
+    a, b = make_model(1000), make_model(1000)
+    ha = a.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, distributed=True)
+    hb = dist.fit(b, x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    assert ha.history == hb.history and a.optimizer.iterations == 8 and a.history is ha
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert a.evaluate(x, y, verbose=0, distributed=True) == dist.evaluate(a, x, y, verbose=0)
+
+
 def test_fit_seed_defaults_to_numpy_global_rng(solo):
     x, y = make_data(40)
     runs = []
