@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -229,6 +230,36 @@ if pytest is not None:
             wall_time_note="the timed value is the whole mpirun, start-up included")
 
 
+# -- expected scaling on K machines ---------------------------------------------------------------------
+NETWORKS = [("1 GbE", 0.117e9, 50e-6), ("10 GbE", 1.17e9, 20e-6), ("100 Gb/s IB", 11.7e9, 3e-6)]
+
+
+def ring_allreduce_seconds(nbytes: float, ranks: int, bandwidth: float, latency: float) -> float:
+    """Bandwidth-optimal (ring) all-reduce: each rank sends and receives 2 (K-1)/K of the buffer in
+    2 (K-1) messages (reduce-scatter then all-gather); the model behind Horovod's and NCCL's rings."""
+    if ranks <= 1:
+        return 0.0
+    return 2 * (ranks - 1) / ranks * nbytes / bandwidth + 2 * (ranks - 1) * latency
+
+
+def print_scaling(compute_s: float, nbytes: int, ranks=(2, 4, 8, 16, 64)):
+    """Expected efficiency T_c / (T_c + T_comm) and speed-up K x efficiency of data-parallel training
+    on K machines with a fixed per-machine batch, from a measured per-machine step time T_c (no
+    overlap of communication with the backward pass, as in cnnfast)."""
+    print(f"\nExpected scaling on K machines: per-machine step {1e3 * compute_s:.1f} ms (measured above), "
+          f"gradient {nbytes / 1e3:.0f} KB per step, ring all-reduce\n")
+    print("| network | " + " | ".join(f"K={k}" for k in ranks) + " |")
+    print("|---|" + "---|" * len(ranks))
+    for name, bw, lat in NETWORKS:
+        cells = []
+        for k in ranks:
+            # the gradient ring all-reduce + the per-step metric reduction (a few doubles: log2 K latencies)
+            t = ring_allreduce_seconds(nbytes, k, bw, lat) + math.ceil(math.log2(k)) * lat
+            eff = compute_s / (compute_s + t)
+            cells.append(f"{1e3 * t:.2f} ms, {100 * eff:.0f}%, {k * eff:.1f}x")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
 # -- the comparison table -----------------------------------------------------------------------------------
 def print_table(steps, repeats):
     rows = []
@@ -259,6 +290,8 @@ def print_table(steps, repeats):
         alone = "-" if r["ranks"] == 1 or r["allreduce_alone_s"] is None else f"{1e3 * r['allreduce_alone_s']:.3f}"
         print(f"| {r['framework']} | {r['ranks']} x {r['threads_per_rank']} | {r['global_batch']} | "
               f"{1e3 * r['step_s']:.1f} | {r['samples_per_s']:.0f} | {r['gflops']:.1f} | {speed:.2f}x | {ar} | {alone} |")
+    one_machine = min(r["step_s"] for r in rows if r["framework"] == "cnnfast" and r["ranks"] == 1)
+    print_scaling(one_machine, rows[0]["gradient_bytes"])
 
 
 def main(argv=None):
