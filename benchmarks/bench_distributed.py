@@ -276,20 +276,20 @@ def print_table(steps, repeats):
                 row["allreduce_alone_s"] = med("allreduce_alone_s")
             rows.append(row)
             print(f"done: {fw} {ranks}x{threads}", file=sys.stderr, flush=True)
-    base = {fw: next(r["step_s"] for r in rows if r["framework"] == fw and (r["ranks"], r["threads_per_rank"]) == (1, 1))
-            for fw in frameworks}
+    base = {r["framework"]: r["samples_per_s"] for r in rows if (r["ranks"], r["threads_per_rank"]) == (1, 1)}
     print(f"\nmnist_cnn, Adam, {PER_RANK_BATCH} samples per rank per step, medians of {steps} steps "
           f"(x{repeats} runs); gradient {rows[0]['gradient_bytes'] / 1e3:.0f} KB/step\n")
     print("| framework | ranks x threads | global batch | ms/step | samples/s | GFLOP/s | speed-up vs 1x1 "
           "| all-reduce ms (share) | bare all-reduce ms |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        speed = (r["samples_per_s"]) / (r["global_batch"] / r["ranks"] / base[r["framework"]])
+        speed = r["samples_per_s"] / base[r["framework"]]
         ar = "-" if r["ranks"] == 1 or r["allreduce_s"] is None else \
             f"{1e3 * r['allreduce_s']:.2f} ({100 * r['allreduce_s'] / r['step_s']:.1f}%)"
         alone = "-" if r["ranks"] == 1 or r["allreduce_alone_s"] is None else f"{1e3 * r['allreduce_alone_s']:.3f}"
         print(f"| {r['framework']} | {r['ranks']} x {r['threads_per_rank']} | {r['global_batch']} | "
-              f"{1e3 * r['step_s']:.1f} | {r['samples_per_s']:.0f} | {r['gflops']:.1f} | {speed:.2f}x | {ar} | {alone} |")
+              f"{1e3 * r['step_s']:.1f} | {r['samples_per_s']:.0f} | {r['gflops']:.1f} | {speed:.2f}x | "
+              f"{ar} | {alone} |")
     one_machine = min(r["step_s"] for r in rows if r["framework"] == "cnnfast" and r["ranks"] == 1)
     print_scaling(one_machine, rows[0]["gradient_bytes"])
 

@@ -11,7 +11,6 @@ import importlib.util
 import json
 import math
 import os
-import pathlib
 import shutil
 import signal
 import subprocess

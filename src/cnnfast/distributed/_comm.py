@@ -356,6 +356,11 @@ def broadcast(value, root_rank: int = 0) -> np.ndarray:
 # -- errors --------------------------------------------------------------------------------------
 def _report_and_abort(exc_type, exc, tb, where="") -> None:
     group = _STATE["comm"]
+    if issubclass(exc_type, KeyboardInterrupt):  # mpirun forwards Ctrl-C to every rank: no tracebacks
+        sys.stderr.write(f"\ncnnfast.distributed: rank {group.rank} interrupted{where}; ending all "
+                         f"{group.size} processes.\n")
+        sys.stderr.flush()
+        group.abort(130)
     text = "".join(traceback.format_exception(exc_type, exc, tb))
     sys.stderr.write(f"\ncnnfast.distributed: rank {group.rank} of {group.size} failed{where}; ending all "
                      f"{group.size} processes (MPI_Abort).\n{text}")
@@ -382,7 +387,7 @@ def abort_on_error_enabled() -> bool:
 
 
 def abort(exc: BaseException | None = None, where: str = "") -> None:
-    """End every rank now; with ``exc``, print this rank's traceback first."""
+    """End every rank now (exit status 1); with ``exc``, print this rank's traceback first."""
     group = communicator()
     if exc is not None:
         _report_and_abort(type(exc), exc, exc.__traceback__, where)
