@@ -5,7 +5,8 @@ The workload is the MNIST tutorial CNN (``cnnfast.zoo.mnist_cnn``, 93,322 parame
 Each case runs ``mpirun -n RANKS`` of this file in worker mode, which times steps of the real
 ``cnnfast.distributed.fit`` (warm-up steps first, then the median of the timed steps) and the
 same step in PyTorch (DistributedDataParallel over gloo, channels_last, the same model, inputs,
-threads and batch). Three ways of using a 2-core machine are compared: 1 rank x 1 thread,
+threads and batch); on 1 rank the table adds the plain ``Model.fit`` loop, to show what the
+distributed machinery costs when there is nothing to communicate. Three ways of using a 2-core machine are compared: 1 rank x 1 thread,
 1 rank x 2 threads and 2 ranks x 1 thread.
 
 Per case the worker reports, from rank 0:
@@ -13,6 +14,7 @@ Per case the worker reports, from rank 0:
 * ``step_ms``: median wall time of one training step (all ranks step together);
 * ``allreduce_ms``: median time inside the gradient all-reduce per step (cnnfast), which includes
   waiting for the slower rank; ``comm_share`` = allreduce_ms / step_ms;
+* ``metrics_sync_ms``: median time per step in the small all-reduce of the metric states;
 * ``allreduce_alone_ms``: a bare ``MPI_Allreduce`` of a NumPy buffer of the gradient's size
   after a barrier (the transport's cost without waiting: the "NumPy + mpi4py" baseline);
 * ``samples_per_s`` (global) and GFLOP/s of the whole step (FLOPs counted from layer shapes).
@@ -86,23 +88,27 @@ def worker_cnnfast(args):
     cnnfast.utils.set_random_seed(0)
     model = zoo.mnist_cnn()
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    stamps, comm_at = [], []
+    stamps = []  # (time, seconds in the gradient all-reduce, seconds in other collectives) at each step start
 
     def begin(batch, logs):
-        stamps.append(time.perf_counter())
-        comm_at.append(dist.comm_stats()["gradients"]["seconds"])
+        c = dist.comm_stats()
+        stamps.append((time.perf_counter(), c["gradients"]["seconds"], c["other"]["seconds"]))
 
     def end(batch, logs):
         if batch == total - 1:
             begin(batch, logs)
 
     timer = callbacks.LambdaCallback(on_train_batch_begin=begin, on_train_batch_end=end)
-    dist.fit(model, x, y, batch_size=PER_RANK_BATCH * size, epochs=1, shuffle=False, verbose=0, callbacks=[timer])
-    steps = np.diff(stamps)[args.warmup:]
-    comm = np.diff(comm_at)[args.warmup:]
+    if args.framework == "cnnfast-model.fit":  # the plain single-process loop, for the overhead of dist.fit
+        model.fit(x, y, batch_size=PER_RANK_BATCH, epochs=1, shuffle=False, verbose=0, callbacks=[timer])
+    else:
+        dist.fit(model, x, y, batch_size=PER_RANK_BATCH * size, epochs=1, shuffle=False, verbose=0,
+                 callbacks=[timer])
+    d = np.diff(np.array(stamps), axis=0)[args.warmup:]
     n_params = model.count_params()
     alone = _allreduce_alone(group.comm, 4 * n_params) if size > 1 else 0.0
-    return dict(step_s=float(np.median(steps)), allreduce_s=float(np.median(comm)), allreduce_alone_s=alone,
+    return dict(step_s=float(np.median(d[:, 0])), allreduce_s=float(np.median(d[:, 1])),
+                metrics_sync_s=float(np.median(d[:, 2])), allreduce_alone_s=alone,
                 gradient_bytes=4 * n_params, threads=cnnfast.get_num_threads(), isa=cnnfast.get_isa())
 
 
@@ -150,13 +156,13 @@ def worker_torch(args):
     n_params = sum(p.numel() for p in model.parameters())
     if size > 1:
         tdist.destroy_process_group()
-    return dict(step_s=float(np.median(np.diff(stamps)[args.warmup:])), allreduce_s=None, allreduce_alone_s=None,
-                gradient_bytes=4 * n_params, threads=torch.get_num_threads(), isa=None)
+    return dict(step_s=float(np.median(np.diff(stamps)[args.warmup:])), allreduce_s=None, metrics_sync_s=None,
+                allreduce_alone_s=None, gradient_bytes=4 * n_params, threads=torch.get_num_threads(), isa=None)
 
 
 def worker_main(args):
     from mpi4py import MPI
-    result = (worker_cnnfast if args.framework == "cnnfast" else worker_torch)(args)
+    result = (worker_torch if args.framework == "torch" else worker_cnnfast)(args)
     if MPI.COMM_WORLD.Get_rank() == 0:
         result.update(framework=args.framework, ranks=MPI.COMM_WORLD.Get_size(), steps=args.steps)
         with open(args.out, "w") as f:
@@ -265,31 +271,33 @@ def print_table(steps, repeats):
     rows = []
     frameworks = ["cnnfast"] + (["torch"] if torch_available() else [])
     for ranks, threads in CASES:
-        for fw in frameworks:
+        for fw in frameworks + (["cnnfast-model.fit"] if (ranks, threads) == (1, 1) else []):
             runs = [run_case(fw, ranks, threads, steps=steps) for _ in range(repeats)]
             med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
             row = dict(runs[0], step_s=med("step_s"))
             row["samples_per_s"] = row["global_batch"] / row["step_s"]
             row["gflops"] = mnist_cnn_train_flops(row["global_batch"]) / row["step_s"] / 1e9
             if runs[0]["allreduce_s"] is not None:
-                row["allreduce_s"] = med("allreduce_s")
-                row["allreduce_alone_s"] = med("allreduce_alone_s")
+                for key in ("allreduce_s", "metrics_sync_s", "allreduce_alone_s"):
+                    row[key] = med(key)
             rows.append(row)
             print(f"done: {fw} {ranks}x{threads}", file=sys.stderr, flush=True)
     base = {r["framework"]: r["samples_per_s"] for r in rows if (r["ranks"], r["threads_per_rank"]) == (1, 1)}
     print(f"\nmnist_cnn, Adam, {PER_RANK_BATCH} samples per rank per step, medians of {steps} steps "
           f"(x{repeats} runs); gradient {rows[0]['gradient_bytes'] / 1e3:.0f} KB/step\n")
-    print("| framework | ranks x threads | global batch | ms/step | samples/s | GFLOP/s | speed-up vs 1x1 "
-          "| all-reduce ms (share) | bare all-reduce ms |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| framework | ranks x threads | global batch | ms/step | samples/s | GFLOP/s | throughput vs 1x1 "
+          "| gradient all-reduce ms (share) | metrics sync ms | bare all-reduce ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        speed = r["samples_per_s"] / base[r["framework"]]
-        ar = "-" if r["ranks"] == 1 or r["allreduce_s"] is None else \
-            f"{1e3 * r['allreduce_s']:.2f} ({100 * r['allreduce_s'] / r['step_s']:.1f}%)"
-        alone = "-" if r["ranks"] == 1 or r["allreduce_alone_s"] is None else f"{1e3 * r['allreduce_alone_s']:.3f}"
+        speed = r["samples_per_s"] / base["torch" if r["framework"] == "torch" else "cnnfast"]
+        multi = r["ranks"] > 1 and r["allreduce_s"] is not None
+        ar = f"{1e3 * r['allreduce_s']:.2f} ({100 * r['allreduce_s'] / r['step_s']:.1f}%)" if multi else "-"
+        sync = f"{1e3 * r['metrics_sync_s']:.3f}" if multi else "-"
+        alone = f"{1e3 * r['allreduce_alone_s']:.3f}" if multi else "-"
         print(f"| {r['framework']} | {r['ranks']} x {r['threads_per_rank']} | {r['global_batch']} | "
               f"{1e3 * r['step_s']:.1f} | {r['samples_per_s']:.0f} | {r['gflops']:.1f} | {speed:.2f}x | "
-              f"{ar} | {alone} |")
+              f"{ar} | {sync} | {alone} |")
+    # one machine's step: the faster of its 1-rank configurations
     one_machine = min(r["step_s"] for r in rows if r["framework"] == "cnnfast" and r["ranks"] == 1)
     print_scaling(one_machine, rows[0]["gradient_bytes"])
 
@@ -298,7 +306,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="cnnfast.distributed step benchmark")
     sub = parser.add_subparsers(dest="mode")
     w = sub.add_parser("worker")
-    w.add_argument("--framework", choices=("cnnfast", "torch"), required=True)
+    w.add_argument("--framework", choices=("cnnfast", "cnnfast-model.fit", "torch"), required=True)
     w.add_argument("--threads", type=int, default=1)
     w.add_argument("--steps", type=int, default=40)
     w.add_argument("--warmup", type=int, default=5)
