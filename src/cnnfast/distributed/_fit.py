@@ -232,6 +232,7 @@ class _Bridge(Callback):
         super().__init__()
         self.group, self.outer = group, outer
         self.plan = None
+        self.weights = []
         self.validate = False
         self.val_padded = False
         self.started = False
@@ -243,6 +244,7 @@ class _Bridge(Callback):
 
     def begin_epoch(self, plan, validate, val_padded):
         self.plan, self.validate, self.val_padded = plan, validate, val_padded
+        self.weights = plan.weights.tolist()  # per-step gradient weights, computed once per epoch
         self._global_stop = False
 
     # -- training start ----------------------------------------------------------------------
@@ -261,7 +263,7 @@ class _Bridge(Callback):
     # -- steps ---------------------------------------------------------------------------------
     def on_train_batch_begin(self, batch, logs=None):
         model, plan = self.model, self.plan
-        model.optimizer._dist_grad_weight = float(plan.weights[batch])
+        model.optimizer._dist_grad_weight = self.weights[batch]
         if plan.counts[batch] == 0:  # a padding sample: keep this step out of metrics and statistics
             self._saved = (_metric_states(model.metrics), [v.value.copy() for v in model.non_trainable_weights])
         self.outer.on_train_batch_begin(batch, logs)
