@@ -186,7 +186,9 @@ def run_case(framework, ranks, threads, steps=40, warmup=5, timeout=900):
         out = os.path.join(tmp, "result.json")
         env = dict(os.environ, CNNFAST_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
                    OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-        cmd = ["mpirun", "--oversubscribe", "--bind-to", "none", "-n", str(ranks)]
+        # each rank bound to its own `threads` cores: unbound ranks can share a core and wait for each
+        # other's time slices inside every collective
+        cmd = ["mpirun", "--oversubscribe", "--map-by", f"slot:PE={threads}", "--bind-to", "core", "-n", str(ranks)]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.insert(1, "--allow-run-as-root")
         cmd += [sys.executable, HERE, "worker", "--framework", framework, "--threads", str(threads),

@@ -299,16 +299,22 @@ def test_init_arguments_and_missing_mpi4py(monkeypatch):
 
 
 def test_init_shares_the_cores_between_local_ranks(monkeypatch):
-    class TwoHere(dist.SelfCommunicator):
-        local_size = 2
+    class TwoHere(dist.SelfCommunicator):  # two unbound processes on this machine
+        local_size = cpu_sharing = 2
+
+    class BoundTwoHere(dist.SelfCommunicator):  # two processes bound to their own cores
+        local_size, cpu_sharing = 2, 1
 
     previous = cnnfast.get_num_threads()
     try:
         monkeypatch.delenv("CNNFAST_NUM_THREADS", raising=False)
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-        cnnfast.set_num_threads(cnnfast.runtime.default_num_threads())
+        default = cnnfast.runtime.default_num_threads()
+        cnnfast.set_num_threads(default)
+        _comm._set_threads(BoundTwoHere(), "auto")  # the launcher's binding already shares the cores
+        assert cnnfast.get_num_threads() == default
         _comm._set_threads(TwoHere(), "auto")
-        assert cnnfast.get_num_threads() == max(1, cnnfast.runtime.default_num_threads() // 2)
+        assert cnnfast.get_num_threads() == max(1, default // 2)
         _comm._set_threads(TwoHere(), None)  # leave it alone
         assert cnnfast.get_num_threads() == max(1, cnnfast.runtime.default_num_threads() // 2)
         _comm._set_threads(dist.SelfCommunicator(), 1)
@@ -443,7 +449,8 @@ def _run_worker(tmp_path_factory, nproc, specs):
     (out / "specs.json").write_text(json.dumps(specs))
     code, stdout, stderr, _ = run_mpi(nproc, SCRIPTS / "train_worker.py", out / "specs.json", out)
     assert code == 0 and (out / "done").exists(), f"mpirun failed ({code}):\n{stdout[-3000:]}\n{stderr[-3000:]}"
-    assert json.loads((out / "done").read_text()) == {"size": nproc, "backend": "mpi"}
+    done = json.loads((out / "done").read_text())
+    assert (done["size"], done["backend"]) == (nproc, "mpi") and 1 <= done["cpu_sharing"] <= nproc
     return out
 
 

@@ -138,7 +138,8 @@ def main():
     for spec in specs:
         RUNNERS[spec.get("kind", "fit")](spec, out)
     if group.rank == 0:
-        (out / "done").write_text(json.dumps({"size": group.size, "backend": group.backend}))
+        (out / "done").write_text(json.dumps({"size": group.size, "backend": group.backend,
+                                              "cpu_sharing": group.cpu_sharing}))
 
 
 if __name__ == "__main__":

@@ -85,6 +85,9 @@ class Communicator:
     size = 1
     local_rank = 0
     local_size = 1
+    #: processes on this machine whose CPU affinity overlaps this one's (1 when the launcher bound
+    #: each process to its own cores, ``local_size`` when none is bound)
+    cpu_sharing = 1
 
     def allreduce_sum_(self, buf: np.ndarray, category: str = "other") -> None:
         """Replace ``buf`` by the element-wise sum of every rank's ``buf`` (same shape, dtype)."""
@@ -156,6 +159,9 @@ class MPICommunicator(Communicator):
         local = self.comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
         try:
             self.local_rank, self.local_size = local.Get_rank(), local.Get_size()
+            mine = _affinity()
+            every = local.allgather(mine) if self.local_size > 1 else [mine]
+            self.cpu_sharing = max(1, sum(1 for cpus in every if cpus & mine))
         finally:
             local.Free()
 
@@ -196,6 +202,13 @@ class MPICommunicator(Communicator):
         self.comm.Abort(code)
 
 
+def _affinity() -> frozenset:
+    try:
+        return frozenset(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return frozenset(range(os.cpu_count() or 1))
+
+
 def _check_root(root, size):
     if isinstance(root, bool) or not isinstance(root, (int, np.integer)) or not 0 <= root < size:
         raise ValueError(f"cnnfast.distributed: root_rank must be an integer in [0, {size}), got {root!r}")
@@ -231,10 +244,12 @@ def init(backend: str = "auto", comm=None, threads="auto", abort_on_error: bool 
             script started by ``mpirun -n K`` with K > 1 but without mpi4py raises ImportError),
             ``"mpi"`` (require mpi4py) or ``"self"`` (one process, no MPI).
         comm: an mpi4py communicator to train on instead of ``MPI.COMM_WORLD``.
-        threads: kernel threads per process. ``"auto"`` leaves cnnfast's default unless several
-            processes share this machine, then gives each ``max(1, cpus // processes_here)``
-            (an explicit ``CNNFAST_NUM_THREADS`` or ``OMP_NUM_THREADS`` always wins); an integer
-            sets it; ``None`` leaves it alone.
+        threads: kernel threads per process. ``"auto"`` leaves cnnfast's default (the CPUs this
+            process may run on) unless other processes of the group may run on the same CPUs (a
+            launcher that did not bind them), then divides those CPUs between them; an explicit
+            ``CNNFAST_NUM_THREADS`` or ``OMP_NUM_THREADS`` always wins. An integer sets the count;
+            ``None`` leaves it alone. Binding each process to its own cores
+            (``mpirun --map-by slot:PE=<threads> --bind-to core``) is the faster setup.
         abort_on_error: with more than one process, an exception that escapes ``fit`` or the
             script on any rank prints that rank's traceback and ends every rank
             (``MPI_Abort``) instead of leaving the others waiting forever in a collective.
@@ -277,9 +292,9 @@ def _set_threads(group, threads):
     if threads is None:
         return
     if threads == "auto":
-        if group.local_size <= 1 or os.environ.get("CNNFAST_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS"):
+        if group.cpu_sharing <= 1 or os.environ.get("CNNFAST_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS"):
             return
-        runtime.set_num_threads(max(1, runtime.default_num_threads() // group.local_size))
+        runtime.set_num_threads(max(1, runtime.default_num_threads() // group.cpu_sharing))
     else:
         runtime.set_num_threads(threads)
 
