@@ -6,7 +6,8 @@ Each case runs ``mpirun -n RANKS`` of this file in worker mode, which times step
 ``cnnfast.distributed.fit`` (warm-up steps first, then the median of the timed steps) and the
 same step in PyTorch (DistributedDataParallel over gloo, channels_last, the same model, inputs,
 threads and batch); on 1 rank the table adds the plain ``Model.fit`` loop, to show what the
-distributed machinery costs when there is nothing to communicate. Three ways of using a 2-core machine are compared: 1 rank x 1 thread,
+distributed machinery costs when there is nothing to communicate. Each rank is bound to its own
+cores (``--map-by slot:PE=<threads> --bind-to core``) and ``OMP_WAIT_POLICY=passive`` unless set. Three ways of using a 2-core machine are compared: 1 rank x 1 thread,
 1 rank x 2 threads and 2 ranks x 1 thread.
 
 Per case the worker reports, from rank 0:
@@ -186,6 +187,9 @@ def run_case(framework, ranks, threads, steps=40, warmup=5, timeout=900):
         out = os.path.join(tmp, "result.json")
         env = dict(os.environ, CNNFAST_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
                    OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+        # idle OpenMP workers sleep instead of spinning (unless the caller chose): on a machine shared
+        # with other jobs a spinning worker loses its core and every barrier waits for a time slice
+        env.setdefault("OMP_WAIT_POLICY", "passive")
         # each rank bound to its own `threads` cores: unbound ranks can share a core and wait for each
         # other's time slices inside every collective
         cmd = ["mpirun", "--oversubscribe", "--map-by", f"slot:PE={threads}", "--bind-to", "core", "-n", str(ranks)]
