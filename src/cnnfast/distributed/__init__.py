@@ -21,7 +21,9 @@ rank 0 prints and writes checkpoints.
         model.save("mnist.keras")
 
 ``fit``/``evaluate`` take ``Model.fit``/``Model.evaluate``'s arguments with a *global*
-``batch_size``. Without ``mpirun`` (or without mpi4py) the group is one process and ``fit`` is
+``batch_size``. Bind each process to its own cores (Open MPI: ``mpirun --map-by slot:PE=<threads>
+--bind-to core``); ``init`` gives each process the CPUs it may run on as kernel threads, shared
+with the other processes when they are not bound. Without ``mpirun`` (or without mpi4py) the group is one process and ``fit`` is
 ordinary training. For scripts that follow the Horovod recipe with plain ``model.fit``:
 :func:`DistributedOptimizer`, :class:`BroadcastGlobalVariablesCallback`,
 :class:`MetricAverageCallback`, :class:`LearningRateWarmupCallback`, :func:`shard_plan`.

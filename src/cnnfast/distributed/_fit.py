@@ -420,7 +420,8 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
     if seed is None:
         seed = int(np.random.randint(0, 2**31 - 1)) if group.rank == 0 else None
         seed = group.bcast_obj(seed, 0)
-    _handshake(group, where, data=_fingerprint(inputs.arrays + [y_arr, sw]), samples=n, input_shapes=inputs.shapes(),
+    arrays = inputs.arrays + [y_arr, sw] + ([] if val is None else val[0].arrays + [val[1], val[2]])
+    _handshake(group, where, data=_fingerprint(arrays), samples=n, input_shapes=inputs.shapes(),
                y_shape=y_arr.shape, validation_samples=None if val is None else val[0].n, batch_size=batch_size,
                epochs=epochs, initial_epoch=initial_epoch, steps=steps, shuffle=shuffle, seed=seed,
                sample_weight=sw is not None, validation_freq=validation_freq)
