@@ -615,6 +615,16 @@ def test_cli_train_distributed_prints_once(tmp_path):
     assert (tmp_path / "digits.keras").exists() and "Traceback" not in err
 
 
+def test_cli_train_distributed_without_mpi4py_says_what_to_install(tmp_path):
+    if not _cli_has_distributed_flag():
+        pytest.skip("this cnnfast CLI has no `train --distributed` yet")
+    (tmp_path / "mpi4py.py").write_text("raise ImportError('No module named mpi4py')\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "cnnfast", "train", "--distributed", "--epochs", "1"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 1 and "pip install cnnfast[mpi]" in proc.stderr and "Traceback" not in proc.stderr
+
+
 @needs_mpi
 def test_distributed_mnist_example(tmp_path):
     data = shared_data_dir()
