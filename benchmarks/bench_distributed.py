@@ -276,18 +276,23 @@ def print_scaling(compute_s: float, nbytes: int, ranks=(2, 4, 8, 16, 64)):
 def print_table(steps, repeats):
     rows = []
     frameworks = ["cnnfast"] + (["torch"] if torch_available() else [])
-    for ranks, threads in CASES:
-        for fw in frameworks + (["cnnfast-model.fit"] if (ranks, threads) == (1, 1) else []):
-            runs = [run_case(fw, ranks, threads, steps=steps) for _ in range(repeats)]
-            med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
-            row = dict(runs[0], step_s=med("step_s"))
-            row["samples_per_s"] = row["global_batch"] / row["step_s"]
-            row["gflops"] = mnist_cnn_train_flops(row["global_batch"]) / row["step_s"] / 1e9
-            if runs[0]["allreduce_s"] is not None:
-                for key in ("allreduce_s", "metrics_sync_s", "allreduce_alone_s"):
-                    row[key] = med(key)
-            rows.append(row)
-            print(f"done: {fw} {ranks}x{threads}", file=sys.stderr, flush=True)
+    cases = [(fw, ranks, threads) for ranks, threads in CASES
+             for fw in frameworks + (["cnnfast-model.fit"] if (ranks, threads) == (1, 1) else [])]
+    results = {case: [] for case in cases}
+    for rep in range(repeats):  # interleaved, so that a change of the machine's load hits every case
+        for case in cases:
+            results[case].append(run_case(*case, steps=steps))
+        print(f"done: round {rep + 1}/{repeats}", file=sys.stderr, flush=True)
+    for case in cases:
+        runs = results[case]
+        med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
+        row = dict(runs[0], step_s=med("step_s"))
+        row["samples_per_s"] = row["global_batch"] / row["step_s"]
+        row["gflops"] = mnist_cnn_train_flops(row["global_batch"]) / row["step_s"] / 1e9
+        if runs[0]["allreduce_s"] is not None:
+            for key in ("allreduce_s", "metrics_sync_s", "allreduce_alone_s"):
+                row[key] = med(key)
+        rows.append(row)
     base = {r["framework"]: r["samples_per_s"] for r in rows if (r["ranks"], r["threads_per_rank"]) == (1, 1)}
     print(f"\nmnist_cnn, Adam, {PER_RANK_BATCH} samples per rank per step, medians of {steps} steps "
           f"(x{repeats} runs); gradient {rows[0]['gradient_bytes'] / 1e3:.0f} KB/step\n")
