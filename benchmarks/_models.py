@@ -347,6 +347,7 @@ class NumpyHarness:
             if kind == "conv":
                 w, b = self.params[p], self.params[p + 1]
                 y, cols = self.cc.numpy_forward(x, w, b, "valid")
+                y = np.maximum(y, 0, out=y)  # numpy_forward is the plain convolution + bias
                 cache.append((kind, p, x, y, cols if keep else None))
                 x, p = y, p + 2
             elif kind == "pool":

@@ -31,6 +31,22 @@ def threads(request):
         cnnfast.set_num_threads(previous)
 
 
+@pytest.fixture(autouse=True)
+def restore_thread_counts():
+    """Undo thread-count changes a test leaves behind. PyTorch's CPU wheel ships libgomp.so.1, so
+    when both are loaded it can be the same OpenMP runtime as cnnfast's: torch.set_num_threads(1)
+    then also caps cnnfast (by design, as threadpoolctl limits do)."""
+    import sys
+    torch = sys.modules.get("torch")
+    torch_threads = torch.get_num_threads() if torch is not None else None
+    cnnfast_threads = cnnfast.get_num_threads()
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(torch_threads or cnnfast_threads)
+    cnnfast.set_num_threads(cnnfast_threads)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

@@ -46,7 +46,8 @@ def _accuracy(out: str) -> float:
 
 def test_every_example_is_tested():
     tested = {"digits_quickstart.py", "training_curves.py", "numpy_convolution.py", "numpy_pooling.py",
-              "padding_strides_pooling.py", "mnist_cnn.py", "cifar10_cnn.py"}
+              "padding_strides_pooling.py", "mnist_cnn.py", "cifar10_cnn.py",
+              "distributed_mnist.py"}  # run by tests/test_distributed.py under mpirun
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
