@@ -17,7 +17,9 @@ What changes from the single-process tutorial (examples/mnist_cnn.py):
   weights are broadcast, the logs are global; only rank 0 prints and writes the checkpoint.
 
 Needs ``pip install cnnfast[mpi]`` (mpi4py) and an MPI library (``apt-get install openmpi-bin``).
-As root (e.g. in a container) Open MPI also wants ``--allow-run-as-root``.
+As root (e.g. in a container) Open MPI also wants ``--allow-run-as-root``. With several threads per
+process, bind each process to its own cores: ``mpirun -n 4 --map-by slot:PE=2 --bind-to core ...``
+(each process then uses its 2 cores; Open MPI binds to one core by default for up to 2 processes).
 """
 from __future__ import annotations
 

@@ -499,7 +499,13 @@ def test_two_ranks_train_as_one_process_on_the_global_batch(two_ranks, solo, nam
 @needs_mpi
 @pytest.mark.parametrize("name", ["uneven", "uneven_sgd"])
 def test_three_ranks_uneven_shards_and_padding(three_ranks, solo, name):
-    _check_against_single_process(three_ranks, next(s for s in THREE_RANKS if s["name"] == name), 3)
+    spec = next(s for s in THREE_RANKS if s["name"] == name)
+    n = int(spec["n"] * (1 - spec.get("validation_split", 0)))
+    plans = [dist.shard_plan(n, spec["batch_size"], rank=r, size=3) for r in range(3)]
+    assert len({p.batch_size for p in plans}) > 1  # the parts of a full batch differ in size
+    if name == "uneven":
+        assert plans[2].padded[-1] and not plans[0].padded.any()  # ranks 1 and 2 pad the 1-sample batch
+    _check_against_single_process(three_ranks, spec, 3)
 
 
 @needs_mpi
