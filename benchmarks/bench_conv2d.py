@@ -9,8 +9,8 @@ Threads (cnnfast and PyTorch alike) come from CNNFAST_BENCH_THREADS (default 1),
 CNNFAST_BENCH_BATCH (default 64).
 
 Each benchmark group is one (layer, pass); compare the medians inside a group. The work timed is
-exactly compare_conv2d.py's (forward = conv + bias + ReLU; forward+backward adds the ReLU
-backward and the weight/bias/input gradients, no input gradient for the first layers). For a
+exactly compare_conv2d.py's (forward = conv + bias; forward+backward adds the weight, bias and
+input gradients, no input gradient for the first layers). For a
 printed table with GFLOP/s, % of peak and ratios, run ``python benchmarks/compare_conv2d.py``.
 """
 from __future__ import annotations
@@ -32,6 +32,7 @@ def threads():
     n = int(os.environ.get("CNNFAST_BENCH_THREADS", "1"))
     previous = cnnfast.get_num_threads()
     cnnfast.set_num_threads(n)
+    cc.set_blas_threads(n)
     if cc.torch is not None:
         cc.torch.set_num_threads(n)
     yield n

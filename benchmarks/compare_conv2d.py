@@ -2,17 +2,22 @@
 tutorial CNNs, and print a table: ms, GFLOP/s, % of the machine's FMA peak, ratio to PyTorch.
 
     python benchmarks/compare_conv2d.py [--threads 1 2] [--batch 64] [--repeats 15] [--layers ...]
+                                        [--clock wall|cpu] [--stat median|min] [--no-numpy]
 
 Method: every implementation runs the same float32 inputs; each timing is the median of
 ``--repeats`` runs after one warm-up, and the implementations are interleaved run by run so a
-noisy neighbour slows all of them alike. Thread counts are pinned for cnnfast
-(``cnnfast.set_num_threads``) and PyTorch (``torch.set_num_threads``); NumPy's BLAS uses whatever
-it was started with (set OMP_NUM_THREADS / OPENBLAS_NUM_THREADS to pin it).
+noisy neighbour slows all of them alike. ``--clock cpu`` (one thread only) times with the
+calling thread's CPU clock instead of the wall clock, which leaves out the time spent waiting for
+a core on a shared machine (all three implementations compute in the calling thread then). Thread counts are pinned for cnnfast
+(``cnnfast.set_num_threads``), PyTorch (``torch.set_num_threads``) and, when it is NumPy's
+OpenBLAS, NumPy's BLAS (its idle threads would otherwise spin and steal the cores).
 
-What is timed, per layer (the work a Keras Conv2D(activation="relu") layer does in training):
-  * forward: conv + bias + ReLU (fused in cnnfast; F.relu(F.conv2d(...)) in PyTorch);
-  * forward+backward: the forward, the ReLU backward (dy * (y > 0)), and the gradients of the
-    weights, the bias and — except for the first layers, whose input is the data — the input.
+What is timed, per layer (torch.nn.functional.conv2d's work):
+  * forward: convolution + bias;
+  * forward+backward: the forward, then the gradients of the weights, the bias and — except for
+    the first layers, whose input is the data — the input, for a given output gradient.
+Activations are left out so that only convolution is compared (cnnfast can fuse the ReLU into
+the forward at no measurable cost; the ReLU backward belongs to the element-wise ops).
 PyTorch runs in NCHW and in channels_last; the faster of the two is reported.
 
 FLOPs are the direct-convolution count 2*N*Ho*Wo*Cout*Cin*kh*kw per pass (x3 for forward +
@@ -58,36 +63,50 @@ LAYERS = [
 # --------------------------------------------------------------------------------------------
 # Peak FLOP/s estimate
 
-_FMA_SRC = r"""
-#include <immintrin.h>
-#include <stdint.h>
-__attribute__((target("avx512f")))
-double fma_loop_avx512(int64_t iters) {
-    __m512 a[24]; const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
-    for (int i = 0; i < 24; i++) a[i] = _mm512_set1_ps((float)i);
-    for (int64_t it = 0; it < iters; it++)
-        for (int i = 0; i < 24; i++) a[i] = _mm512_fmadd_ps(a[i], m, c);
-    float s = 0; for (int i = 0; i < 24; i++) s += _mm512_reduce_add_ps(a[i]);
-    return s;
-}
-__attribute__((target("avx2,fma")))
-double fma_loop_avx2(int64_t iters) {
-    __m256 a[12]; const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-    for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps((float)i);
-    for (int64_t it = 0; it < iters; it++)
-        for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(a[i], m, c);
-    float s = 0, t[8]; for (int i = 0; i < 12; i++) { _mm256_storeu_ps(t, a[i]); for (int j = 0; j < 8; j++) s += t[j]; }
-    return s;
-}
-"""
+def _fma_source() -> str:
+    """C source of two FMA loops with every accumulator a named variable (so the compiler keeps
+    them in registers): 24 ZMM accumulators for AVX-512, 12 YMM for AVX2 (latency 4 x 2 pipes)."""
+    def loop(name, target, vec, n, fmadd, set1, add_all):
+        decl = "".join(f"    {vec} a{i} = {set1}((float){i});\n" for i in range(n))
+        body = "".join(f"        a{i} = {fmadd}(a{i}, m, c);\n" for i in range(n))
+        total = " + ".join(f"{add_all}(a{i})" for i in range(n))
+        return (f'__attribute__((target("{target}")))\ndouble {name}(int64_t iters) {{\n'
+                f"    const {vec} m = {set1}(0.999999f), c = {set1}(1e-7f);\n{decl}"
+                f"    for (int64_t it = 0; it < iters; it++) {{\n{body}    }}\n"
+                f"    return {total};\n}}\n")
+    return ("#include <immintrin.h>\n#include <stdint.h>\n"
+            '__attribute__((target("avx2,fma"))) static float hsum8(__m256 v) {\n'
+            "    float t[8]; _mm256_storeu_ps(t, v); return t[0]+t[1]+t[2]+t[3]+t[4]+t[5]+t[6]+t[7];\n}\n"
+            + loop("fma_loop_avx512", "avx512f", "__m512", 24, "_mm512_fmadd_ps", "_mm512_set1_ps",
+                   "_mm512_reduce_add_ps")
+            + loop("fma_loop_avx2", "avx2,fma", "__m256", 12, "_mm256_fmadd_ps", "_mm256_set1_ps",
+                   "hsum8"))
 
 
-def _measured_peak(threads: int) -> tuple[float, str]:
+def set_blas_threads(n: int) -> bool:
+    """Best effort: pin the OpenBLAS that NumPy loaded to n threads (no threadpoolctl needed)."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line}
+        for path in paths:
+            lib = ctypes.CDLL(path)
+            for name in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                         "openblas_set_num_threads64_", "openblas_set_num_threads"):
+                fn = getattr(lib, name, None)
+                if fn is not None:
+                    fn(ctypes.c_int(n))
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+def _measured_peak(threads: int, cpu_clock: bool = False) -> tuple[float, str]:
     """GFLOP/s of an FMA loop on `threads` concurrent threads, or the documented figure."""
     cc = os.environ.get("CC", "cc")
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="cnnfast_peak_"))
     src, lib = tmp / "fma.c", tmp / "fma.so"
-    src.write_text(_FMA_SRC)
+    src.write_text(_fma_source())
     try:
         subprocess.run([cc, "-O2", "-shared", "-fPIC", str(src), "-o", str(lib)], check=True,
                        capture_output=True, timeout=60)
@@ -101,6 +120,12 @@ def _measured_peak(threads: int) -> tuple[float, str]:
     fn.restype, fn.argtypes = ctypes.c_double, [ctypes.c_int64]
     iters = 20_000_000
     best = 0.0
+    if cpu_clock and threads == 1:
+        for _ in range(5):
+            t0 = time.thread_time()
+            fn(iters)
+            best = max(best, iters * flops_per_iter / (time.thread_time() - t0) / 1e9)
+        return best, "FMA loop, 1 thread, thread CPU clock, best of 5"
     for _ in range(5):
         ts = [threading.Thread(target=fn, args=(iters,)) for _ in range(threads)]
         t0 = time.perf_counter()
@@ -112,13 +137,13 @@ def _measured_peak(threads: int) -> tuple[float, str]:
     return best, f"FMA loop, {threads} thread(s), best of 5"
 
 
-def peak_gflops(threads: int) -> tuple[float, str]:
+def peak_gflops(threads: int, cpu_clock: bool = False) -> tuple[float, str]:
     try:
         sys.path.insert(0, str(pathlib.Path(__file__).parent))
         import _peak  # type: ignore
         return float(_peak.peak_gflops(threads)), "benchmarks/_peak.py"
     except Exception:
-        return _measured_peak(threads)
+        return _measured_peak(threads, cpu_clock)
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,7 +158,7 @@ def _pads(hw, k, padding):
 
 
 def numpy_forward(x, w, b, padding):
-    """im2col (a strided view, copied by reshape) + one BLAS matmul + bias + ReLU."""
+    """im2col (a strided view, copied by reshape) + one BLAS matmul + bias."""
     kh, kw, cin, cout = w.shape
     pt, pb = _pads(x.shape[1], kh, padding)
     pl, pr = _pads(x.shape[2], kw, padding)
@@ -142,7 +167,6 @@ def numpy_forward(x, w, b, padding):
     n, ho, wo = win.shape[:3]
     cols = win.transpose(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, kh * kw * cin)
     y = cols @ w.reshape(kh * kw * cin, cout) + b
-    np.maximum(y, 0, out=y)
     return y.reshape(n, ho, wo, cout), cols
 
 
@@ -175,7 +199,7 @@ def make_layer(hw_c, cout, k, padding, batch, seed=0):
     x = rng.standard_normal((batch, h, w_, cin)).astype(np.float32)
     w = (rng.standard_normal((k, k, cin, cout)) / np.sqrt(k * k * cin)).astype(np.float32)
     b = (rng.standard_normal(cout) * 0.1).astype(np.float32)
-    y = ops.conv2d(x, w, b, padding=padding, activation="relu")
+    y = ops.conv2d(x, w, b, padding=padding)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     flops = 2.0 * batch * y.shape[1] * y.shape[2] * cout * cin * k * k
     return dict(x=x, w=w, b=b, y=y, dy=dy, flops=flops, padding=padding, first=cin <= 3)
@@ -185,12 +209,11 @@ def cnnfast_fns(L):
     x, w, b, y, dy, pad, first = L["x"], L["w"], L["b"], L["y"], L["dy"], L["padding"], L["first"]
 
     def fwd():
-        return ops.conv2d(x, w, b, padding=pad, activation="relu", out=y)
+        return ops.conv2d(x, w, b, padding=pad, out=y)
 
     def fwd_bwd():
-        out = ops.conv2d(x, w, b, padding=pad, activation="relu", out=y)
-        g = dy * (out > 0)
-        return ops.conv2d_backward(g, x, w, padding=pad, need_input_grad=not first)
+        ops.conv2d(x, w, b, padding=pad, out=y)
+        return ops.conv2d_backward(dy, x, w, padding=pad, need_input_grad=not first)
 
     return fwd, fwd_bwd
 
@@ -207,11 +230,11 @@ def torch_fns(L, channels_last):
 
     def fwd():
         with torch.no_grad():
-            return F.relu(F.conv2d(x, w, b, padding=pad))
+            return F.conv2d(x, w, b, padding=pad)
 
     def fwd_bwd():
         wg.grad = bg.grad = xg.grad = None
-        out = F.relu(F.conv2d(xg, wg, bg, padding=pad))
+        out = F.conv2d(xg, wg, bg, padding=pad)
         out.backward(dy)
         return wg.grad
 
@@ -225,34 +248,40 @@ def numpy_fns(L):
         return numpy_forward(x, w, b, pad)[0]
 
     def fwd_bwd():
-        out, cols = numpy_forward(x, w, b, pad)
-        return numpy_backward(dy * (out > 0), cols, x, w, pad, not first)
+        _, cols = numpy_forward(x, w, b, pad)
+        return numpy_backward(dy, cols, x, w, pad, not first)
 
     return fwd, fwd_bwd
 
 
-def interleaved_medians(fns: dict, repeats: int) -> dict:
-    """Median seconds per function, running them in turn so load changes hit all alike."""
+def interleaved_medians(fns: dict, repeats: int, clock=time.perf_counter, stat=statistics.median) -> dict:
+    """Median (or `stat`) seconds per function, running them in turn so load changes hit all
+    alike."""
     times = {k: [] for k in fns}
     for f in fns.values():
         f()  # warm-up: workspaces, caches, lazy init
     for _ in range(repeats):
         for k, f in fns.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             f()
-            times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+            times[k].append(clock() - t0)
+    return {k: stat(v) for k, v in times.items()}
 
 
-def run(threads_list, batch, repeats, layers, with_numpy=True, out=sys.stdout):
+def run(threads_list, batch, repeats, layers, with_numpy=True, out=sys.stdout, clock="wall",
+        stat="median"):
     rows = []
     for nt in threads_list:
         cnnfast.set_num_threads(nt)
         if torch is not None:
             torch.set_num_threads(nt)
-        peak, how = peak_gflops(nt)
+        set_blas_threads(nt)
+        use_cpu = clock == "cpu" and nt == 1
+        timer = time.thread_time if use_cpu else time.perf_counter
+        peak, how = peak_gflops(nt, use_cpu)
         print(f"\n## {nt} thread(s); peak {peak:.0f} GFLOP/s ({how}); ISA {cnnfast.get_isa()}; "
-              f"batch {batch}; median of {repeats}", file=out)
+              f"batch {batch}; {stat} of {repeats}; {'CPU' if use_cpu else 'wall'} clock; "
+              f"load average {os.getloadavg()[0]:.1f}", file=out)
         print(f"{'layer':14s} {'pass':9s} {'cnnfast ms':>10s} {'GFLOP/s':>8s} {'%peak':>6s} "
               f"{'torch ms':>9s} {'(fmt)':>6s} {'ratio':>6s} {'numpy ms':>9s}", file=out)
         for name, hw_c, cout, k, padding in LAYERS:
@@ -270,7 +299,7 @@ def run(threads_list, batch, repeats, layers, with_numpy=True, out=sys.stdout):
             if with_numpy:
                 nf, nfb = numpy_fns(L)
                 fns["numpy_f"], fns["numpy_fb"] = nf, nfb
-            med = interleaved_medians(fns, reps)
+            med = interleaved_medians(fns, reps, timer, min if stat == "min" else statistics.median)
             for pass_, suffix, mult in (("fwd", "_f", 1), ("fwd+bwd", "_fb", 2 if L["first"] else 3)):
                 t = med["cnnfast" + suffix]
                 gf = mult * L["flops"] / t / 1e9
@@ -297,10 +326,15 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--layers", nargs="*", default=None, help="subset of layer names")
     ap.add_argument("--no-numpy", action="store_true", help="skip the (slow) NumPy im2col baseline")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="cpu: thread CPU time for the 1-thread runs (robust on a shared machine)")
+    ap.add_argument("--stat", choices=["median", "min"], default="median",
+                    help="min: best run, the usual estimate of undisturbed time on a busy machine")
     args = ap.parse_args(argv)
     print(f"cnnfast {cnnfast.__version__}, torch {torch.__version__ if torch else 'absent'}, "
           f"numpy {np.__version__}")
-    run(args.threads, args.batch, args.repeats, args.layers, with_numpy=not args.no_numpy)
+    run(args.threads, args.batch, args.repeats, args.layers, with_numpy=not args.no_numpy,
+        clock=args.clock, stat=args.stat)
 
 
 if __name__ == "__main__":

@@ -277,3 +277,21 @@ def test_stop_training_from_a_callback(data):
 
     hist = make_model().fit(x, y, epochs=5, batch_size=5, verbose=0, callbacks=[StopAfterTwo()])
     assert hist.epoch == [0]
+
+
+def test_frozen_layers_stay_fixed_and_reset_the_optimizer(data):
+    x, y = data
+    model = make_model()
+    model.fit(x, y, epochs=1, batch_size=10, verbose=0)
+    assert model.optimizer._state["flat"]["momentum"].size == model.count_params()
+    conv = model.layers[0]
+    conv.trainable = False
+    frozen = conv.get_weights()
+    others = [l.get_weights() for l in model.layers[1:]]
+    model.fit(x, y, epochs=1, batch_size=10, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(frozen, conv.get_weights()))
+    assert not all(np.array_equal(a, b) for l, w in zip(model.layers[1:], others) for a, b in zip(l.get_weights(), w))
+    n_trainable = sum(v.size for v in model.trainable_weights)
+    assert n_trainable == model.count_params() - conv.count_params()
+    assert model.optimizer._state["flat"]["momentum"].size == n_trainable
+    assert model.optimizer.iterations == 5  # a new layout restarts the optimizer, as recompiling does

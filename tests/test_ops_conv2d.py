@@ -53,6 +53,8 @@ CASES = [
     (2, 9, 9, 8, 3, 3, 8, (1, 1), "same", (1, 1), 8),             # depthwise
     (1, 9, 8, 5, 3, 3, 15, (2, 2), "same", (1, 1), 5),            # depthwise, multiplier 3
     (1, 8, 8, 4, 5, 5, 64, (1, 1), "same", (1, 1), 4),            # grouped, 16 out per group
+    (2, 7, 9, 16, 3, 3, 6, (1, 2), "same", (1, 1), 2),            # grouped, 3 out per group
+    (1, 6, 6, 3, 3, 3, 60, (1, 1), "same", (1, 1), 3),            # depthwise, multiplier 20
     (1, 1, 1, 7, 1, 1, 3, (1, 1), "valid", (1, 1), 1),            # 1x1 image, 1x1 kernel
     (3, 5, 31, 2, 1, 3, 40, (1, 1), "valid", (1, 1), 1),          # wide rows: many tiles
     (1, 4, 4, 67, 3, 3, 1, (1, 1), "same", (1, 1), 1),            # many in, one out
@@ -194,12 +196,13 @@ def test_depthwise_both_algorithms(algo, mult, isa, threads, rng):
 
 
 # (N, H, W, C, Cout, padding): Winograd F(2x2, 3x3) shapes — odd/even outputs, 1x1 images, every
-# padding (including more than the kernel, which gives backward-data a negative tile origin).
+# padding (including more than the kernel, which gives backward-data a negative tile origin), and
+# rows wide enough to be split into several tile blocks.
 WINO_CASES = [
     (2, 8, 8, 16, 16, "valid"), (2, 9, 7, 17, 33, "same"), (1, 5, 6, 5, 7, "full"),
     (3, 26, 26, 32, 32, "valid"), (1, 13, 13, 32, 64, "valid"), (1, 1, 1, 16, 20, "same"),
     (1, 3, 3, 20, 16, "valid"), (2, 6, 11, 24, 67, ((0, 2), (1, 0))), (1, 4, 5, 64, 3, 3),
-    (1, 10, 10, 1, 16, "same"),
+    (1, 10, 10, 1, 16, "same"), (1, 5, 203, 16, 24, "same"), (2, 3, 130, 20, 17, "valid"),
 ]
 
 

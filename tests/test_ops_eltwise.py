@@ -209,6 +209,11 @@ def test_softmax_cross_entropy_with_class_labels(isa, threads, rng, n, c):
         l2, d2 = ops.softmax_cross_entropy(z, lab)
         assert l2 == loss
         np.testing.assert_array_equal(d2, dz)
+    one_hot = [ref.one_hot(labels, c)] + ([ref.one_hot(labels, c).astype(np.int8)] if c > 1 else [])
+    for rows in one_hot:  # one-hot rows, float or (unless (N, 1) is ambiguous) integer
+        l3, d3 = ops.softmax_cross_entropy(z, rows)
+        np.testing.assert_allclose(l3, loss, rtol=1e-6)
+        np.testing.assert_allclose(d3, dz, rtol=1e-5, atol=5e-7 / n)
 
 
 @pytest.mark.parametrize("weights", [None, "vector", "column", "scalar"])

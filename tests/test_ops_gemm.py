@@ -19,13 +19,14 @@ from reference.gemm import matmul_error_bound, matmul_ref, pack_ref
 
 # (M, K, N). Tile edges: 13/14/15, 31/32/33, and edge tiles of every row count 1..13 (the AVX-512
 # kernel has a copy per even row count); in-place A/B below 256, packed above; K slices of
-# 256/384 with remainders; the conv shapes (43264x9x32, 36864x288x32, 7744x288x64) scaled down.
+# 256/384 with remainders; narrow B (packed once) with several K slices, K = 1024 (A's rows 4 KiB
+# apart: always packed); the conv shapes (43264x9x32, 36864x288x32, 7744x288x64) scaled down.
 SHAPES = [
     (1, 1, 1), (1, 7, 1), (2, 3, 5), (7, 1, 9), (13, 9, 31), (14, 16, 32), (15, 17, 33),
     (6, 5, 16), (29, 37, 41), (64, 128, 10), (64, 576, 64), (64, 1600, 128), (97, 389, 67),
     (300, 40, 300), (257, 257, 257), (515, 33, 7), (3, 515, 2), (1, 515, 515), (515, 1, 515),
     (4327, 9, 32), (1153, 288, 32), (775, 288, 64), (19, 1031, 23), (10, 20, 33), (23, 300, 48),
-    (9, 64, 17),
+    (9, 64, 17), (300, 900, 40), (50, 1024, 40),
 ]
 BIG_SHAPES = [(515, 515, 515), (128, 1100, 300)]
 
@@ -108,7 +109,7 @@ def test_alpha_beta_through_the_c_entry_point(isa, threads, rng, alpha, beta):
 
 def test_packed_extended_entry_point(isa, threads, rng):
     """cf_sgemm_ex with the built-in packer on arbitrary strides (the path custom packers use)."""
-    for M, K, N in [(1, 1, 1), (15, 9, 33), (70, 300, 45), (300, 400, 290)]:
+    for M, K, N in [(1, 1, 1), (15, 9, 33), (70, 300, 45), (300, 400, 290), (40, 900, 20)]:
         # P_A(i, k) = a[i*sx + k*sk] with neither stride 1 (the packer's scalar gather path),
         # P_B as B (k-contiguous) or as B^T.
         a = rand(rng, M * K * 3 + 5)
@@ -187,6 +188,30 @@ def test_gradients_by_finite_differences(rng):
             args_p[which], args_m[which] = plus, minus
             fd = (loss(*args_p) - loss(*args_m)) / (2 * eps)
             assert abs(fd - grad[idx]) <= 2e-3 * (1 + abs(fd)), (which, idx, fd, grad[idx])
+
+
+def test_random_shapes_and_flags_property(isa):
+    """Hypothesis: any small shape and flag combination matches the reference."""
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+
+    @hypothesis.settings(max_examples=40, deadline=None, derandomize=True)
+    @hypothesis.given(M=st.integers(0, 40), K=st.integers(0, 40), N=st.integers(0, 70),
+                      ta=st.booleans(), tb=st.booleans(), use_bias=st.booleans(),
+                      relu=st.booleans(), acc=st.booleans(), seed=st.integers(0, 2**16))
+    def check(M, K, N, ta, tb, use_bias, relu, acc, seed):
+        rng = np.random.default_rng(seed)
+        a, b = operands(rng, M, K, N, ta, tb)
+        bias = rand(rng, N) if use_bias else None
+        act = "relu" if relu else None
+        c0 = rand(rng, M, N)
+        out = c0.copy() if acc else None
+        got = matmul(a, b, trans_a=ta, trans_b=tb, bias=bias, activation=act, out=out,
+                     accumulate=acc)
+        assert_matches(got, a, b, trans_a=ta, trans_b=tb, bias=bias, activation=act,
+                       c=c0 if acc else None, beta=1.0 if acc else 0.0)
+
+    check()
 
 
 # ----------------------------------------------------------------------------- determinism

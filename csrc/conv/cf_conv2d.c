@@ -21,8 +21,8 @@
  *     over blocks of output rows (about 256 pixels, so the input window and dy block stay in
  *     L1/L2); the bias gradient is summed in the same pass. After one barrier the threads reduce
  *     disjoint slices of dW over the private copies in thread order: deterministic for a given
- *     thread count. Small cin (the first layer, cin = 1 or 3) makes the accumulator rows
- *     (tap, cin) pairs so the register tile stays full.
+ *     thread count. The accumulator rows are (tap, cin) pairs taken in chunks that run across
+ *     taps, so the register tile stays full even for cin = 1 or 3.
  *   WINOGRAD F(2x2, 3x3) (3x3, stride 1, dilation 1, groups 1, cin and cout >= 16): 16 GEMMs on
  *     2x2 output tiles instead of 36 multiply-adds per tile: 2.25x fewer FLOPs for the same
  *     result up to rounding (about 3e-7 relative here). Forward: input transform, GEMMs, output
@@ -156,6 +156,18 @@ static cf_status run_gather(const cf_conv_kernels *K, const cf_conv_gather *prob
 /* Winograd F(2x2, 3x3)                                                                         */
 /* ------------------------------------------------------------------------------------------ */
 
+/* Blocks of about `target` 2x2 tiles: whole tile rows when a row is short, else chunks of one
+ * row, so the transform buffers stay in L2 whatever the image width. */
+static void wino_blocking(int64_t nty, int64_t ntx, int64_t target, int64_t *rows, int64_t *cols) {
+    *cols = CF_MAX(1, CF_MIN(ntx, target));
+    *rows = CF_MAX(1, CF_MIN(nty, target / *cols));
+}
+
+/* Blocks per image. */
+static int64_t wino_blocks(int64_t nty, int64_t rows, int64_t ntx, int64_t cols) {
+    return ((nty + rows - 1) / rows) * ((ntx + cols - 1) / cols);
+}
+
 /* U[xi][block][ci][NB] = (G g G^T)[xi] for the problem's input channel ci and output channel ko,
  * G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]. g is w[i][j][ci][ko] (mode 0, forward), the flipped,
  * transposed w[2-i][2-j][ko][ci] (mode 1, backward-data as a forward problem) or the transposed
@@ -166,25 +178,34 @@ static void wino_weights(const float *w, int64_t wc, int64_t wk, int mode, int64
     const int64_t nblocks = (k + NB - 1) / NB, u_sb = c * NB, u_sxi = nblocks * u_sb;
     memset(U, 0, (size_t)(16 * u_sxi) * sizeof(float));
     for (int64_t ci = 0; ci < c; ci++)
-        for (int64_t ko = 0; ko < k; ko++) {
-            float g[3][3], t[4][3];
+        for (int64_t b = 0; b < nblocks; b++) {
+            /* The nine taps of output channels ko = b*NB + l: src[i][j] + l * step. */
+            const float *src[3][3];
+            int64_t step;
             for (int i = 0; i < 3; i++)
                 for (int j = 0; j < 3; j++)
-                    g[i][j] = mode == 0   ? w[((i * 3 + j) * wc + ci) * wk + ko]
-                              : mode == 1 ? w[(((2 - i) * 3 + (2 - j)) * wc + ko) * wk + ci]
-                                          : w[((i * 3 + j) * wc + ko) * wk + ci];
-            for (int j = 0; j < 3; j++) {
-                t[0][j] = g[0][j];
-                t[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
-                t[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
-                t[3][j] = g[2][j];
-            }
-            float *dst = U + (ko / NB) * u_sb + ci * NB + ko % NB;
-            for (int i = 0; i < 4; i++) {
-                dst[(i * 4 + 0) * u_sxi] = t[i][0];
-                dst[(i * 4 + 1) * u_sxi] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-                dst[(i * 4 + 2) * u_sxi] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-                dst[(i * 4 + 3) * u_sxi] = t[i][2];
+                    src[i][j] = mode == 0   ? w + ((i * 3 + j) * wc + ci) * wk + b * NB
+                              : mode == 1 ? w + (((2 - i) * 3 + (2 - j)) * wc + b * NB) * wk + ci
+                                          : w + ((i * 3 + j) * wc + b * NB) * wk + ci;
+            step = mode == 0 ? 1 : wk;
+            float *dst = U + b * u_sb + ci * NB;
+            const int64_t nl = CF_MIN(NB, k - b * NB);
+            for (int64_t l = 0; l < nl; l++) {
+                float g[3][3], t[4][3];
+                for (int i = 0; i < 3; i++)
+                    for (int j = 0; j < 3; j++) g[i][j] = src[i][j][l * step];
+                for (int j = 0; j < 3; j++) {
+                    t[0][j] = g[0][j];
+                    t[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
+                    t[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
+                    t[3][j] = g[2][j];
+                }
+                for (int i = 0; i < 4; i++) {
+                    dst[(i * 4 + 0) * u_sxi + l] = t[i][0];
+                    dst[(i * 4 + 1) * u_sxi + l] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+                    dst[(i * 4 + 2) * u_sxi + l] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+                    dst[(i * 4 + 3) * u_sxi + l] = t[i][2];
+                }
             }
         }
 }
@@ -210,7 +231,7 @@ static cf_status wino_forward(const cf_conv_kernels *K, int64_t n, const float *
     q.pl = pl;
     q.nty = (ho + 1) / 2;
     q.ntx = (wo + 1) / 2;
-    q.rows_per_block = CF_MAX(1, CF_MIN(q.nty, CF_WINO_FWD_TILES / q.ntx));
+    wino_blocking(q.nty, q.ntx, CF_WINO_FWD_TILES, &q.rows_per_block, &q.cols_per_block);
     q.u_sb = c * NB;
     q.u_sxi = nblocks * q.u_sb;
     q.bias = bias;
@@ -221,8 +242,8 @@ static cf_status wino_forward(const cf_conv_kernels *K, int64_t n, const float *
     if (U == NULL) return CF_ERR_NOMEM;
     wino_weights(wt, wc, wk, flip_t, c, k, NB, U);
     q.u = U;
-    const int64_t items = n * ((q.nty + q.rows_per_block - 1) / q.rows_per_block);
-    const int64_t ws_floats = cf_wino_ws_floats(q.rows_per_block * q.ntx, q.cp, q.kp);
+    const int64_t items = n * wino_blocks(q.nty, q.rows_per_block, q.ntx, q.cols_per_block);
+    const int64_t ws_floats = cf_wino_ws_floats(q.rows_per_block * q.cols_per_block, q.cp, q.kp);
     const int nt = threads_for_work(items, flops);
     int failed = 0;
 #ifdef CNNFAST_HAVE_OPENMP
@@ -265,7 +286,7 @@ static cf_status wino_bwd_data(const cf_conv_kernels *K, const cf_conv2d_params 
     q.pl = p->pad_left;
     q.nty = (p->ho + 1) / 2;
     q.ntx = (p->wo + 1) / 2;
-    q.rows_per_block = CF_MAX(1, CF_MIN(q.nty, CF_WINO_FWD_TILES / q.ntx));
+    wino_blocking(q.nty, q.ntx, CF_WINO_FWD_TILES, &q.rows_per_block, &q.cols_per_block);
     q.u_sb = k * NB;
     q.u_sxi = nblocks * q.u_sb;
     q.bias = bias;
@@ -276,7 +297,7 @@ static cf_status wino_bwd_data(const cf_conv_kernels *K, const cf_conv2d_params 
     if (U == NULL) return CF_ERR_NOMEM;
     wino_weights(w, c, k, 2, k, c, NB, U);
     q.u = U;
-    const int64_t ws_floats = 16 * q.rows_per_block * q.ntx * (q.kp + q.cpp) + q.kp + 64;
+    const int64_t ws_floats = 16 * q.rows_per_block * q.cols_per_block * (q.kp + q.cpp) + q.kp + 64;
     int failed = 0;
 #ifdef CNNFAST_HAVE_OPENMP
 #pragma omp parallel num_threads(nt)
@@ -319,13 +340,13 @@ static cf_status wino_bwd_filter(const cf_conv_kernels *K, const cf_conv2d_param
     q.pl = p->pad_left;
     q.nty = (p->ho + 1) / 2;
     q.ntx = (p->wo + 1) / 2;
-    q.rows_per_block = CF_MAX(1, CF_MIN(q.nty, CF_WINO_BWF_TILES / q.ntx));
+    wino_blocking(q.nty, q.ntx, CF_WINO_BWF_TILES, &q.rows_per_block, &q.cols_per_block);
     q.cp = CF_ROUND_UP(c, K->vlen);
     q.kp = CF_ROUND_UP(k, NB);
-    const int64_t items = p->n * ((q.nty + q.rows_per_block - 1) / q.rows_per_block);
+    const int64_t items = p->n * wino_blocks(q.nty, q.rows_per_block, q.ntx, q.cols_per_block);
     const int nt = threads_for_work(items, conv_flops(p));
     const int64_t psize = 16 * c * q.kp, pstride = CF_ROUND_UP(psize + q.kp, 16);
-    const int64_t ws_floats = cf_wino_ws_floats(q.rows_per_block * q.ntx, q.cp, q.kp);
+    const int64_t ws_floats = cf_wino_ws_floats(q.rows_per_block * q.cols_per_block, q.cp, q.kp);
     float *priv = (float *)cf_workspace(0, (size_t)(nt * pstride) * sizeof(float));
     if (priv == NULL) return CF_ERR_NOMEM;
     int failed = 0;
@@ -764,7 +785,6 @@ cf_status cf_conv2d_bwd_filter(const cf_conv2d_params *p, const float *x, const 
 
     const int nv = choose_nv(cog, K);
     const int64_t NB = (int64_t)nv * K->vlen, cog_pad = CF_ROUND_UP(cog, NB);
-    const int rmax = K->max_rows[nv];
     int64_t rpb = (CF_CONV_BWF_PIXELS + p->wo - 1) / p->wo;
     if (rpb > p->ho) rpb = p->ho;
     const int64_t nblk = (p->ho + rpb - 1) / rpb;
@@ -804,7 +824,6 @@ cf_status cf_conv2d_bwd_filter(const cf_conv2d_params *p, const float *x, const 
         q->rows_per_block = rpb;
         q->cog_pad = cog_pad;
         q->nv = nv;
-        q->offs = cig < rmax;
     }
     const int64_t wb_floats = cf_conv_bwf_winbuf_floats(&probs[0]);
     int failed = 0;

@@ -56,7 +56,6 @@ typedef struct {
     int64_t rows_per_block;         /* output rows per work item */
     int64_t cog_pad;                /* nout rounded up to NB: private row stride */
     int nv;                         /* vectors per block */
-    int offs;                       /* 1: accumulator rows are (tap, ci) pairs (small cig) */
 } cf_conv_bwf;
 
 /* Winograd F(2x2, 3x3) forward problem (also backward-data, on dy with flipped weights):
@@ -70,7 +69,8 @@ typedef struct {
     int64_t ho, wo, k;
     int64_t pt, pl;                 /* tile origin offsets (may be negative) */
     int64_t nty, ntx;               /* tiles per column / row */
-    int64_t rows_per_block;         /* tile rows per work item */
+    int64_t rows_per_block;         /* tile rows per block (work item) */
+    int64_t cols_per_block;         /* tiles along a row per block */
     const float *u;                 /* transformed weights [16][nblocks][c][NB] */
     int64_t u_sxi, u_sb;            /* strides (floats): per transform point, per block */
     const float *bias;              /* (k,) or NULL */
@@ -88,7 +88,7 @@ typedef struct {
     int64_t ho, wo, k;
     int64_t pt, pl;
     int64_t nty, ntx;
-    int64_t rows_per_block;
+    int64_t rows_per_block, cols_per_block;
     int nv;
     int64_t cp, kp;
 } cf_wino_bwf;
@@ -101,7 +101,7 @@ typedef struct {
     int64_t h, w, c;
     int64_t pt, pl;                 /* forward padding: dy tile (ty, tx) maps to dx rows 2ty - pt + [0, 4) */
     int64_t nty, ntx;               /* dy tiles */
-    int64_t rows_per_block;
+    int64_t rows_per_block, cols_per_block;
     const float *u;                 /* transformed weights, transposed: [16][c blocks][k][NB] */
     int64_t u_sxi, u_sb;
     const float *bias;              /* (c,) or NULL, added at the end (conv2d_transpose) */

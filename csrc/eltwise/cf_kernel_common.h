@@ -28,6 +28,11 @@
 #define CF_INLINE static inline
 #endif
 
+/* The workspace slot these kernels use for scratch (reciprocal tables, block partial sums). The
+ * last slot, so a kernel of another family that holds a low slot (GEMM packing buffers) can
+ * call these without its buffer being reallocated underneath it. */
+#define CF_WS_SLOT (CF_WORKSPACE_SLOTS - 1)
+
 /* Below this much data touched, a parallel region costs more than it saves (fork/join on a busy
  * 2-vCPU VM is 5-200 us; a 128 KB pass over L2 is ~5 us). */
 #define CF_PARALLEL_MIN_BYTES ((int64_t)128 * 1024)

@@ -14,6 +14,9 @@
  *
  * The A micro-panel (the broadcast operand) stays in L1 and the B micro-panels (the vector
  * operand) stream from L2, as in BLIS's skx/zen4 configuration for the transposed orientation.
+ * When a thread's whole B (all K slices) is small — the convolution GEMMs, N = 32 or 64 — B is
+ * prepared once and A is packed in L2-sized blocks just before use instead (packers that gather
+ * an implicit im2col then write to L2, not L3).
  *
  * Small-shape path. Packing costs about one copy per element and pays off only through reuse:
  * Ã is reused by a thread's N / NR column tiles, B̃ by its M / MR row tiles. For skinny shapes
@@ -33,7 +36,9 @@
 #include "cnnfast/gemm.h"
 #include "gemm/cf_sgemm_internal.h"
 
-#define CF_SGEMM_MT_MIN_MACS (1 << 20)  /* M*N*K below which one thread is used */
+#define CF_SGEMM_MT_MIN_MACS (1 << 20)          /* M*N*K below which one thread is used */
+#define CF_SGEMM_NARROW_B_BYTES (256 * 1024)   /* a thread's whole B up to this: packed once */
+#define CF_SGEMM_L2_A_BYTES (512 * 1024)       /* packed A block when B is narrow (L2: 1 MiB) */
 
 typedef struct {
     cf_sgemm_pack_fn pack;
@@ -54,65 +59,125 @@ typedef struct {
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-/* The loop nest on one block of C. */
+/* One thread's view of the loop nest: its packing decisions and buffers. */
+typedef struct {
+    const problem *pb;
+    int pack_a, pack_b;
+    float *abuf, *bbuf;
+} nest;
+
+/* Make columns jc .. jc+nc of B ready for K slice pc .. pc+kc, in `dst`: pack them, or (B read in
+ * place) pad just the ragged last micro-panel. Returns how many columns are read in place. */
+static int64_t prepare_b(const nest *ns, int64_t jc, int64_t nc, int64_t pc, int64_t kc, float *dst) {
+    const problem *pb = ns->pb;
+    const int64_t NR = pb->cfg->nr;
+    if (ns->pack_b) {
+        pb->b.pack(pb->b.ctx, jc, pc, nc, kc, NR, dst);
+        return 0;
+    }
+    const int64_t nc_full = nc - nc % NR;
+    if (nc_full < nc) pb->b.pack(pb->b.ctx, jc + nc_full, pc, nc - nc_full, kc, NR, dst);
+    return nc_full;
+}
+
+/* C[ic .. ic+mc, jc .. jc+nc] (+)= A[ic.., pc..pc+kc] B[pc.., jc..]: the MR x NR tiles, A either
+ * packed in ns->abuf (for these rows and this slice) or read in place; B packed in `bp0` or read
+ * in place for its first nc_full columns. */
+static void macro_kernel(const nest *ns, int64_t ic, int64_t mc, int64_t jc, int64_t nc,
+                         int64_t pc, int64_t kc, const float *bp0, int64_t nc_full) {
+    const problem *pb = ns->pb;
+    const cf_sgemm_config *cfg = pb->cfg;
+    const int64_t MR = cfg->mr, NR = cfg->nr;
+    const cf_sgemm_strided *ra = pb->a.raw, *rb = pb->b.raw;
+    const int last = pc + kc == pb->K;
+    cf_sgemm_epi ep = {pb->alpha, pc == 0 ? pb->beta : 1.0f, NULL, last && pb->relu};
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+        const int64_t m = CF_MIN(MR, mc - ir);
+        const float *ap = ns->abuf + ir * kc;
+        int64_t rs_a = 1, cs_a = MR;
+        if (!ns->pack_a) {
+            if (m == MR) {
+                ap = ra->data + (ic + ir) * ra->stride_x + pc * ra->stride_k;
+                rs_a = ra->stride_x;
+                cs_a = ra->stride_k;
+            } else {  /* the ragged last micro-panel, padded with zero rows */
+                pb->a.pack(pb->a.ctx, ic + ir, pc, m, kc, MR, ns->abuf);
+                ap = ns->abuf;
+            }
+        }
+        float *crow = pb->C + (ic + ir) * pb->ldc;
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+            const int64_t n = CF_MIN(NR, nc - jr);
+            const float *bp = ns->pack_b ? bp0 + jr * kc : bp0;
+            int64_t rs_b = NR;
+            if (jr < nc_full) {
+                bp = rb->data + (jc + jr) + pc * rb->stride_k;
+                rs_b = rb->stride_k;
+            }
+            ep.bias = last && pb->bias ? pb->bias + jc + jr : NULL;
+            cfg->ukr(kc, ap, rs_a, cs_a, bp, rs_b, crow + jc + jr, pb->ldc, m, n, &ep);
+        }
+    }
+}
+
+/* The loop nest on one block of C (rows m0..m1, columns n0..n1). */
 static cf_status run_block(const problem *pb, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     const cf_sgemm_config *cfg = pb->cfg;
     const int64_t MR = cfg->mr, NR = cfg->nr, K = pb->K, kcb = pb->kc;
     const int64_t mt = m1 - m0, nt = n1 - n0;
     if (mt <= 0 || nt <= 0) return CF_OK;
     const cf_sgemm_strided *ra = pb->a.raw, *rb = pb->b.raw;
-    const int pack_a = !(ra && (ra->stride_x == 1 || ra->stride_k == 1) && nt < cfg->pack_a_min_n);
-    const int pack_b = !(rb && rb->stride_x == 1 && mt < cfg->pack_b_min_m);
-    const int64_t mc_step = pack_a ? cfg->mc : mt;
-    /* Packed: room for a whole block; read in place: room for one ragged edge micro-panel. */
-    const int64_t a_rows = pack_a ? CF_MIN(cfg->mc, CF_ROUND_UP(mt, MR)) : MR;
-    const int64_t b_cols = pack_b ? CF_MIN(cfg->nc, CF_ROUND_UP(nt, NR)) : NR;
-    float *abuf = (float *)cf_workspace(0, (size_t)(a_rows * kcb) * sizeof(float));
-    float *bbuf = (float *)cf_workspace(1, (size_t)(b_cols * kcb) * sizeof(float));
-    if (abuf == NULL || bbuf == NULL) return CF_ERR_NOMEM;
+    /* A read in place must not have its far stride a multiple of 4 KiB: the MR rows (or the k
+     * lines of A^T) of a micro-panel would then share one L1 set and evict each other. */
+    const int a_in_place = ra && (ra->stride_x == 1 || ra->stride_k == 1) &&
+                           (ra->stride_x == 1 ? ra->stride_k : ra->stride_x) % 1024 != 0;
+    nest ns = {pb, !(a_in_place && nt < cfg->pack_a_min_n),
+               !(rb && rb->stride_x == 1 && mt < cfg->pack_b_min_m), NULL, NULL};
+    const int64_t b_cols = CF_ROUND_UP(nt, NR);
 
+    /* Narrow C (all of this thread's B, every K slice, fits in CF_SGEMM_NARROW_B_BYTES: the conv
+     * GEMMs with N = 32 or 64): prepare B once, then walk A in blocks of rows sized for L2, all
+     * K slices of a block in turn: a packed A block is written to and read back from L2, and the
+     * block's rows of C stay in cache from one K slice to the next. */
+    if ((size_t)(K * b_cols) * sizeof(float) <= CF_SGEMM_NARROW_B_BYTES) {
+        const int64_t mc_step = CF_MAX(MR, CF_SGEMM_L2_A_BYTES / (kcb * 4) / MR * MR);
+        const int64_t a_rows = ns.pack_a ? CF_MIN(mc_step, CF_ROUND_UP(mt, MR)) : MR;
+        const int64_t b_floats = ns.pack_b ? K * b_cols : K * NR;  /* in place: edge panels */
+        ns.abuf = (float *)cf_workspace(0, (size_t)(a_rows * kcb) * sizeof(float));
+        ns.bbuf = (float *)cf_workspace(1, (size_t)b_floats * sizeof(float));
+        if (ns.abuf == NULL || ns.bbuf == NULL) return CF_ERR_NOMEM;
+        int64_t nc_full = 0;
+        for (int64_t pc = 0; pc < K; pc += kcb)  /* slice pc starts at (pc * width) floats */
+            nc_full = prepare_b(&ns, n0, nt, pc, CF_MIN(kcb, K - pc),
+                                ns.bbuf + pc * (ns.pack_b ? b_cols : NR));
+        for (int64_t ic = m0; ic < m1; ic += mc_step) {
+            const int64_t mc = CF_MIN(mc_step, m1 - ic);
+            for (int64_t pc = 0; pc < K; pc += kcb) {
+                const int64_t kc = CF_MIN(kcb, K - pc);
+                if (ns.pack_a) pb->a.pack(pb->a.ctx, ic, pc, mc, kc, MR, ns.abuf);
+                macro_kernel(&ns, ic, mc, n0, nt, pc, kc, ns.bbuf + pc * (ns.pack_b ? b_cols : NR),
+                             nc_full);
+            }
+        }
+        return CF_OK;
+    }
+
+    /* General case: Ã blocks of MC rows (L3), B̃ blocks of NC columns (L2). */
+    const int64_t mc_step = ns.pack_a ? cfg->mc : mt;
+    const int64_t a_rows = ns.pack_a ? CF_MIN(cfg->mc, CF_ROUND_UP(mt, MR)) : MR;
+    const int64_t b_width = ns.pack_b ? CF_MIN(cfg->nc, b_cols) : NR;
+    ns.abuf = (float *)cf_workspace(0, (size_t)(a_rows * kcb) * sizeof(float));
+    ns.bbuf = (float *)cf_workspace(1, (size_t)(b_width * kcb) * sizeof(float));
+    if (ns.abuf == NULL || ns.bbuf == NULL) return CF_ERR_NOMEM;
     for (int64_t ic = m0; ic < m1; ic += mc_step) {
         const int64_t mc = CF_MIN(mc_step, m1 - ic);
         for (int64_t pc = 0; pc < K; pc += kcb) {
             const int64_t kc = CF_MIN(kcb, K - pc);
-            const int last = pc + kc == K;
-            cf_sgemm_epi ep = {pb->alpha, pc == 0 ? pb->beta : 1.0f, NULL, last && pb->relu};
-            if (pack_a) pb->a.pack(pb->a.ctx, ic, pc, mc, kc, MR, abuf);
+            if (ns.pack_a) pb->a.pack(pb->a.ctx, ic, pc, mc, kc, MR, ns.abuf);
             for (int64_t jc = n0; jc < n1; jc += cfg->nc) {
                 const int64_t nc = CF_MIN(cfg->nc, n1 - jc);
-                /* In place, full NR-wide micro-panels are read from B; the ragged one is padded. */
-                const int64_t nc_full = pack_b ? nc : nc - nc % NR;
-                if (pack_b) pb->b.pack(pb->b.ctx, jc, pc, nc, kc, NR, bbuf);
-                else if (nc_full < nc) pb->b.pack(pb->b.ctx, jc + nc_full, pc, nc - nc_full, kc, NR, bbuf);
-                for (int64_t ir = 0; ir < mc; ir += MR) {
-                    const int64_t m = CF_MIN(MR, mc - ir);
-                    const float *ap;
-                    int64_t rs_a = 1, cs_a = MR;
-                    if (pack_a) {
-                        ap = abuf + ir * kc;
-                    } else if (m == MR) {
-                        ap = ra->data + (ic + ir) * ra->stride_x + pc * ra->stride_k;
-                        rs_a = ra->stride_x;
-                        cs_a = ra->stride_k;
-                    } else {
-                        pb->a.pack(pb->a.ctx, ic + ir, pc, m, kc, MR, abuf);
-                        ap = abuf;
-                    }
-                    float *crow = pb->C + (ic + ir) * pb->ldc;
-                    for (int64_t jr = 0; jr < nc; jr += NR) {
-                        const int64_t n = CF_MIN(NR, nc - jr);
-                        const float *bp = bbuf;
-                        int64_t rs_b = NR;
-                        if (pack_b) {
-                            bp = bbuf + jr * kc;
-                        } else if (jr < nc_full) {
-                            bp = rb->data + (jc + jr) + pc * rb->stride_k;
-                            rs_b = rb->stride_k;
-                        }
-                        ep.bias = last && pb->bias ? pb->bias + jc + jr : NULL;
-                        cfg->ukr(kc, ap, rs_a, cs_a, bp, rs_b, crow + jc + jr, pb->ldc, m, n, &ep);
-                    }
-                }
+                const int64_t nc_full = prepare_b(&ns, jc, nc, pc, kc, ns.bbuf);
+                macro_kernel(&ns, ic, mc, jc, nc, pc, kc, ns.bbuf, nc_full);
             }
         }
     }

@@ -163,6 +163,7 @@ class Accuracy(MeanMetricWrapper):
     """How often predictions equal the targets exactly."""
 
     _direction = "up"
+
     def __init__(self, name="accuracy", dtype=None):
         super().__init__(accuracy, name=name, dtype=dtype)
 
@@ -174,6 +175,7 @@ class BinaryAccuracy(MeanMetricWrapper):
     """How often ``y_pred > threshold`` matches the binary targets."""
 
     _direction = "up"
+
     def __init__(self, name="binary_accuracy", dtype=None, threshold=0.5):
         super().__init__(binary_accuracy, name=name, dtype=dtype, threshold=float(threshold))
 
@@ -182,8 +184,8 @@ class CategoricalAccuracy(MeanMetricWrapper):
     """How often argmax of the prediction equals argmax of the one-hot target."""
 
     _argmax_invariant = True
-
     _direction = "up"
+
     def __init__(self, name="categorical_accuracy", dtype=None):
         super().__init__(categorical_accuracy, name=name, dtype=dtype)
 
@@ -192,24 +194,31 @@ class SparseCategoricalAccuracy(MeanMetricWrapper):
     """How often argmax of the prediction equals the integer label."""
 
     _argmax_invariant = True
-
     _direction = "up"
+
     def __init__(self, name="sparse_categorical_accuracy", dtype=None):
         super().__init__(sparse_categorical_accuracy, name=name, dtype=dtype)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None:
+            return super().update_state(y_true, y_pred, sample_weight)
+        hits = _sparse_labels(y_true, y_pred) == np.argmax(y_pred, axis=-1)  # the per-step fast path
+        self.total += int(np.count_nonzero(hits))
+        self.count += hits.size
 
 
 class TopKCategoricalAccuracy(MeanMetricWrapper):
     _argmax_invariant = True
-
     _direction = "up"
+
     def __init__(self, k=5, name="top_k_categorical_accuracy", dtype=None):
         super().__init__(top_k_categorical_accuracy, name=name, dtype=dtype, k=int(k))
 
 
 class SparseTopKCategoricalAccuracy(MeanMetricWrapper):
     _argmax_invariant = True
-
     _direction = "up"
+
     def __init__(self, k=5, name="sparse_top_k_categorical_accuracy", dtype=None):
         super().__init__(sparse_top_k_categorical_accuracy, name=name, dtype=dtype, k=int(k))
 

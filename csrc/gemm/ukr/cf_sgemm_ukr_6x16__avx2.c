@@ -60,6 +60,22 @@ ALWAYS_INLINE void store_vec(float *c, __m256 acc, int64_t nleft, __m256 valpha,
                                bias ? bias + 8 : NULL, relu);                             \
     }
 
+/* v = max(floor, (acc (+ C)) + bias) on one full vector, in the order of store_vec (so every
+ * tile rounds alike); max(floor, NaN) = NaN. */
+#define FAST_VEC(ptr, acc, bias, acc_c)                                                  \
+    {                                                                                     \
+        __m256 v_ = acc;                                                                  \
+        if (acc_c) v_ = _mm256_add_ps(v_, _mm256_loadu_ps(ptr));                         \
+        v_ = _mm256_add_ps(v_, bias);                                                     \
+        _mm256_storeu_ps(ptr, _mm256_max_ps(floor, v_));                                 \
+    }
+#define FAST_ROW(i, acc_c)                                                                \
+    FAST_VEC(c + (i) * ldc, c##i##_0, bias0, acc_c)                                       \
+    if (nv == 2) FAST_VEC(c + (i) * ldc + 8, c##i##_1, bias1, acc_c)
+#define FAST_ALL(acc_c)                                                                   \
+    FAST_ROW(0, acc_c) FAST_ROW(1, acc_c) FAST_ROW(2, acc_c)                              \
+    FAST_ROW(3, acc_c) FAST_ROW(4, acc_c) FAST_ROW(5, acc_c)
+
 ALWAYS_INLINE void body(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *b,
                         int64_t rs_b, float *c, int64_t ldc, int64_t m, int64_t n,
                         const cf_sgemm_epi *ep, const int nv, const int unit_rs) {
@@ -101,6 +117,20 @@ ALWAYS_INLINE void body(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, c
                 bp += rs_b;
             }
         }
+    }
+
+    if (m == MR && n == 8 * nv && ep->alpha == 1.0f && (ep->beta == 0.0f || ep->beta == 1.0f)) {
+        /* Full tile, the common epilogue: straight-line code, no per-row branches. Without bias
+         * the bias vector is +0 (turning a -0 result into +0); without ReLU the floor is -inf. */
+        const __m256 bias0 = ep->bias ? _mm256_loadu_ps(ep->bias) : _mm256_setzero_ps();
+        const __m256 bias1 = ep->bias && nv == 2 ? _mm256_loadu_ps(ep->bias + 8) : bias0;
+        const __m256 floor = ep->relu ? _mm256_setzero_ps() : _mm256_set1_ps(-__builtin_inff());
+        if (ep->beta == 0.0f) {
+            FAST_ALL(0)
+        } else {
+            FAST_ALL(1)
+        }
+        return;
     }
 
     const __m256 valpha = _mm256_set1_ps(ep->alpha), vbeta = _mm256_set1_ps(ep->beta);

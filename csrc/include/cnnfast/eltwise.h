@@ -15,8 +15,10 @@
  * So results are bit-identical run to run and for 1 or many threads. Dropout masks depend only
  * on (seed, step, element index).
  *
- * Threads: large calls split their rows (or elements, in 16-element chunks) statically over
+ * Threads: large calls split their rows (or elements, in 64-element chunks) statically over
  * cf_get_num_threads() threads; calls touching less than ~128 KB stay on one thread.
+ *
+ * Scratch: the reductions use the calling thread's last workspace slot (CF_WORKSPACE_SLOTS - 1).
  */
 #ifndef CNNFAST_ELTWISE_H
 #define CNNFAST_ELTWISE_H
@@ -56,13 +58,30 @@ cf_status cf_leaky_relu_bwd(
         float negative_slope);
 
 /* y = 1 / (1 + exp(-x)), computed without overflow */
-cf_status cf_sigmoid_fwd(const float *x, float *y, int64_t n);
+cf_status cf_sigmoid_fwd(
+        const float *x,   /* input, n */
+        float *y,         /* output, n (may be x) */
+        int64_t n);
+
 /* dx = dy * y * (1 - y) */
-cf_status cf_sigmoid_bwd(const float *dy, const float *y, float *dx, int64_t n);
+cf_status cf_sigmoid_bwd(
+        const float *dy,  /* output gradient, n */
+        const float *y,   /* forward output, n */
+        float *dx,        /* input gradient, n (may be dy) */
+        int64_t n);
+
 /* y = tanh(x) */
-cf_status cf_tanh_fwd(const float *x, float *y, int64_t n);
+cf_status cf_tanh_fwd(
+        const float *x,   /* input, n */
+        float *y,         /* output, n (may be x) */
+        int64_t n);
+
 /* dx = dy * (1 - y * y) */
-cf_status cf_tanh_bwd(const float *dy, const float *y, float *dx, int64_t n);
+cf_status cf_tanh_bwd(
+        const float *dy,  /* output gradient, n */
+        const float *y,   /* forward output, n */
+        float *dx,        /* input gradient, n (may be dy) */
+        int64_t n);
 
 /* Softmax along the middle axis of a C-contiguous (outer, len, inner) array:
  * y[o, :, i] = exp(x[o, :, i] - max) / sum. Any axis of an N-d array maps to this view. */
@@ -76,22 +95,26 @@ cf_status cf_softmax_fwd(
 /* dx = y * (dy - sum(dy * y)) along the same axis */
 cf_status cf_softmax_bwd(
         const float *dy,  /* output gradient, outer * len * inner */
-        const float *y,   /* forward output */
-        float *dx,        /* input gradient (may be dy) */
-        int64_t outer, int64_t len, int64_t inner);
+        const float *y,   /* forward output, same shape */
+        float *dx,        /* input gradient, same shape (may be dy) */
+        int64_t outer,    /* as in cf_softmax_fwd */
+        int64_t len,
+        int64_t inner);
 
 /* y[r, :] = x[r, :] + bias */
 cf_status cf_bias_add(
         const float *x,     /* input, (rows, c) */
         const float *bias,  /* (c) */
         float *y,           /* output, (rows, c) (may be x) */
-        int64_t rows, int64_t c);
+        int64_t rows,       /* product of all dimensions but the last */
+        int64_t c);         /* channels (the last dimension) */
 
 /* db = sum over rows of dy (deterministic, see above) */
 cf_status cf_bias_add_bwd(
-        const float *dy,  /* (rows, c) */
-        float *db,        /* (c), overwritten */
-        int64_t rows, int64_t c);
+        const float *dy,  /* output gradient, (rows, c) */
+        float *db,        /* bias gradient, (c), overwritten (zeros when rows == 0) */
+        int64_t rows,
+        int64_t c);
 
 /* Fused softmax + cross-entropy over (n, c) logits, numerically stable (log-sum-exp).
  * Exactly one of labels / targets is given:

@@ -12,7 +12,8 @@
  * does before update_step. Pass 0 for none.
  *
  * Threads: arrays of more than ~128 KB are split statically in 16-element chunks; an update is
- * element-wise, so results do not depend on the thread count.
+ * element-wise, so results do not depend on the thread count. cf_sum_squares keeps its block
+ * sums in the calling thread's last workspace slot (CF_WORKSPACE_SLOTS - 1).
  */
 #ifndef CNNFAST_OPTIM_H
 #define CNNFAST_OPTIM_H

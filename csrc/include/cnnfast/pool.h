@@ -17,7 +17,8 @@
  * Threads: forward kernels split the N*Ho output rows, backward kernels the N*H input rows
  * (each input row gathers from the windows that cover it), so no two threads write the same
  * element and results do not depend on the thread count. Calls smaller than ~128 KB of data
- * run on one thread.
+ * run on one thread. Scratch (average pooling, global average pooling) comes from each
+ * thread's last workspace slot (CF_WORKSPACE_SLOTS - 1).
  */
 #ifndef CNNFAST_POOL_H
 #define CNNFAST_POOL_H

@@ -44,7 +44,7 @@ class ReLU(Layer):
         if not need_dx:
             return None
         if self._plain:
-            return ops.relu_backward(dy, ctx["y"])
+            return ops.relu_backward(dy, ctx["y"], out=buffer(ctx, "dx", dy.shape))
         x = ctx["x"]
         slope = np.where(x >= np.float32(self.threshold), np.float32(1), np.float32(self.negative_slope))
         if self.max_value is not None:

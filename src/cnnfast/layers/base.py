@@ -74,7 +74,8 @@ def standardize_shape(shape, what: str, allow_none: bool = True) -> tuple:
     return tuple(out)
 
 
-def _fmt(shape) -> str:
+def format_shape(shape) -> str:
+    """``(None, 28, 28, 1)`` as Keras prints shapes in messages."""
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
@@ -375,13 +376,13 @@ class Layer:
         if ndim is not None and len(shape) != ndim:
             raise ValueError(f"Input of layer '{self.name}' ({type(self).__name__}) is incompatible "
                              f"with the layer: expected ndim={ndim}, found ndim={len(shape)}. Full "
-                             f"shape received: {_fmt(shape)}")
+                             f"shape received: {format_shape(shape)}")
         for axis, size in axes.items():
             got = shape[axis] if -len(shape) <= axis < len(shape) else None
             if got is not None and got != size:
                 raise ValueError(f"Input of layer '{self.name}' ({type(self).__name__}) is incompatible "
                                  f"with the layer: expected axis {axis} of the input shape to have "
-                                 f"value {size}, but received input with shape {_fmt(shape)}")
+                                 f"value {size}, but received input with shape {format_shape(shape)}")
 
     @property
     def output_shape(self):

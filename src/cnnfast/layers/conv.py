@@ -159,13 +159,19 @@ class Conv2D(_BaseConv):
     def _conv_groups(self, x):
         return self.groups
 
+    def _out_buffer(self, ctx, x, channels):
+        """The reused output buffer for input ``x`` (its shape computed once per input shape)."""
+        shape = ctx.get(("out_shape", x.shape))
+        if shape is None:
+            ho, wo = self._spatial_out(x.shape)
+            shape = ctx[("out_shape", x.shape)] = (x.shape[0], ho, wo, channels)
+        return buffer(ctx, "z", shape)
+
     def forward(self, x, training, ctx):
-        n, h, w, _ = x.shape
-        ho, wo = self._spatial_out((n, h, w))
         z = ops.conv2d(x, self.kernel.value, bias=None if self.bias is None else self.bias.value,
                        strides=self.strides, padding=self.padding, dilation=self.dilation_rate,
                        groups=self.groups, activation=self._fused_activation,
-                       out=buffer(ctx, "z", (n, ho, wo, self.filters)))
+                       out=self._out_buffer(ctx, x, self.filters))
         ctx["x"] = x
         return self._activate(z, ctx)
 
@@ -237,12 +243,11 @@ class DepthwiseConv2D(Conv2D):
         return x.shape[-1]
 
     def forward(self, x, training, ctx):
-        n, h, w, cin = x.shape
-        ho, wo = self._spatial_out((n, h, w))
+        cin = x.shape[-1]
         z = ops.conv2d(x, self._kernel_value(), bias=None if self.bias is None else self.bias.value,
                        strides=self.strides, padding=self.padding, dilation=self.dilation_rate,
                        groups=cin, activation=self._fused_activation,
-                       out=buffer(ctx, "z", (n, ho, wo, cin * self.depth_multiplier)))
+                       out=self._out_buffer(ctx, x, cin * self.depth_multiplier))
         ctx["x"] = x
         return self._activate(z, ctx)
 

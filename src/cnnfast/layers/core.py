@@ -60,7 +60,7 @@ class ActivationMixin:
         if name == "linear" or ctx.get("logits"):
             return dy
         if name == "relu":
-            return ops.relu_backward(dy, ctx["y"])
+            return ops.relu_backward(dy, ctx["y"], out=buffer(ctx, "dz", dy.shape))
         return self._act_backward(dy, ctx["z"], ctx["y"])
 
 

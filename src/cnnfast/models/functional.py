@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layers.base import InputLayer, KerasTensor, Layer, Node, unique_name
-from .training import Trainer
+from ..layers.base import InputLayer, KerasTensor, Layer, to_snake_case, unique_name
+from .training import Trainer, check_compatible
 
 __all__ = ["Model", "Functional"]
 
@@ -47,7 +47,7 @@ class Model(Trainer, Layer):
                     "Model(inputs, outputs); subclassing Model with a custom call() is not supported "
                     "(cnnfast differentiates each layer explicitly)")
         Layer.__init__(self, name=name or unique_name("functional" if type(self) in (Model, Functional)
-                                                      else _snake(type(self).__name__)),
+                                                      else to_snake_case(type(self).__name__)),
                        trainable=trainable, **kwargs)
         Trainer.__init__(self)
         self._plan = []
@@ -203,26 +203,6 @@ class Model(Trainer, Layer):
         for layer in self.layers:
             layer.trainable = value
 
-    def get_weights(self):
-        return [v.value.copy() for v in self.weights]
-
-    def set_weights(self, weights):
-        own = self.weights
-        weights = list(weights)
-        if len(weights) != len(own):
-            raise ValueError(f"Model '{self.name}': set_weights expected a list of {len(own)} arrays, "
-                             f"got {len(weights)}")
-        for var, w in zip(own, weights):
-            arr = np.asarray(w)
-            if arr.shape != var.shape:
-                raise ValueError(f"Model '{self.name}': weight '{var.path}' has shape {var.shape}, got "
-                                 f"an array of shape {arr.shape}")
-            if arr.dtype.kind not in "fiu":
-                raise TypeError(f"Model '{self.name}': weight '{var.path}' needs a real array, got "
-                                f"dtype {arr.dtype}")
-        for var, w in zip(own, weights):
-            var.value[...] = w
-
     def count_params(self):
         if not self.built:
             raise ValueError(f"You tried to call count_params on model '{self.name}', but the model "
@@ -287,7 +267,7 @@ class Model(Trainer, Layer):
     def _check_input_shape(self, shape):
         shapes = shape if self._multi_input else [shape]
         for t, s in zip(self._inputs, shapes):
-            _check_compatible(self, t.shape, s)
+            check_compatible(self, t.shape, s)
 
     def forward(self, x, training, ctx):
         ctxs = ctx.get("nodes")
@@ -325,22 +305,3 @@ class Model(Trainer, Layer):
 
 
 Functional = Model
-
-
-def _snake(name):
-    from ..layers.base import to_snake_case
-    return to_snake_case(name)
-
-
-def _fmt(shape):
-    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
-def _check_compatible(model, expected, got):
-    if len(expected) != len(got) or any(e is not None and g is not None and e != g
-                                        for e, g in zip(expected[1:], got[1:])):
-        hint = ""
-        if len(got) == len(expected) - 1 and expected[-1] == 1 and tuple(got[1:]) == tuple(expected[1:-1]):
-            hint = " (add the channel axis, e.g. x[..., None])"
-        raise ValueError(f"Input of model '{model.name}' is incompatible with the model: expected shape="
-                         f"{_fmt(expected)}, found shape={_fmt(got)}{hint}")

@@ -29,8 +29,20 @@ from .. import metrics as _metrics
 from .. import optimizers as _optimizers
 from ..callbacks import CallbackList
 from ..layers import base as _base
+from ..layers.base import format_shape as _fmt
 
-__all__ = ["Trainer"]
+__all__ = ["Trainer", "check_compatible"]
+
+
+def check_compatible(model, expected, got):
+    """Raise a clear error if an input of shape ``got`` cannot feed a model input ``expected``."""
+    if len(expected) != len(got) or any(e is not None and g is not None and e != g
+                                        for e, g in zip(expected[1:], got[1:])):
+        hint = ""
+        if len(got) == len(expected) - 1 and expected[-1] == 1 and tuple(got[1:]) == tuple(expected[1:-1]):
+            hint = " (add the channel axis, e.g. x[..., None])"
+        raise ValueError(f"Input of model '{model.name}' is incompatible with the model: expected shape="
+                         f"{_fmt(expected)}, found shape={_fmt(got)}{hint}")
 
 
 def _check_int(value, name, minimum, allow_none=False):
@@ -51,7 +63,7 @@ def _check_verbose(verbose, where):
     return verbose
 
 
-def _metric_specs(metrics, what):
+def _metric_specs(metrics):
     if metrics is None:
         return []
     if isinstance(metrics, dict):
@@ -149,8 +161,8 @@ class Trainer:
                     raise ValueError(f"compile: loss_weights has {len(w)} entries but the model has one output")
                 w = w[0]
             self._loss_weight = float(w)
-        self._metric_specs = _metric_specs(metrics, "metrics")
-        self._weighted_metric_specs = _metric_specs(weighted_metrics, "weighted_metrics")
+        self._metric_specs = _metric_specs(metrics)
+        self._weighted_metric_specs = _metric_specs(weighted_metrics)
         self._compiled_metrics = None
         self._loss_tracker = _metrics.Mean(name="loss")
         self.compiled = True
@@ -241,12 +253,11 @@ class Trainer:
                 x = x[0]
             arrays = [x]
         out = []
-        from .functional import _check_compatible
-        for i, (a, t) in enumerate(zip(arrays, self._inputs)):
+        for a, t in zip(arrays, self._inputs):
             arr = np.asarray(a)
             if arr.dtype.kind not in "fiub":
                 raise TypeError(f"Model '{self.name}': {what} must be a numeric array, got dtype {arr.dtype}")
-            _check_compatible(self, t.shape, (None,) + arr.shape[1:] if arr.ndim else ())
+            check_compatible(self, t.shape, (None,) + arr.shape[1:] if arr.ndim else ())
             out.append(arr if arr.dtype == np.float32 and arr.flags.c_contiguous
                        else np.ascontiguousarray(arr, dtype=np.float32))
         n = {a.shape[0] for a in out}
@@ -348,8 +359,15 @@ class Trainer:
             offsets.append(off)
             off += n
         st.offsets = np.asarray(offsets, np.intp)
-        if self._flat_size_changed(total):
+        # Optimizer state belongs to one layout of the flat buffer: a different set of trainable
+        # weights (or size) starts it afresh, as recompiling does in Keras. The first layout after
+        # loading a file keeps the restored state.
+        slots = self.optimizer._state.get("flat")
+        previous = getattr(self, "_flat_key", None)
+        if slots is not None and ((previous is not None and previous != key[0])
+                                  or any(a.size != total for a in slots.values())):
             self.optimizer.reset()
+        self._flat_key = key[0]
         self.optimizer.build(total)
 
         loss = self._loss_obj
@@ -372,11 +390,6 @@ class Trainer:
                 st.prob_fn = _activations.get(act)
         self._train_state = st
         return st
-
-    def _flat_size_changed(self, total):
-        """Optimizer state belongs to a layout of the flat buffer; a new layout resets it."""
-        slots = self.optimizer._state.get("flat")
-        return slots is not None and any(a.size != total for a in slots.values())
 
     # -- steps ----------------------------------------------------------------------------------------
     def _step_loss(self, st, xs, y, sw, training):
@@ -485,6 +498,7 @@ class Trainer:
             sw = self._class_weights(class_weight, y_arr, n)
         st = self._prepare(y_arr.shape)
 
+        self._take_bufs.clear()
         batches = _Batches(n, batch_size, shuffle, steps_per_epoch)
         cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
                            verbose=verbose, epochs=epochs, steps=batches.steps)

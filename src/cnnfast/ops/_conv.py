@@ -37,8 +37,10 @@ _ACTIVATIONS = {None: 0, "linear": 0, "relu": 1}
 
 @contextlib.contextmanager
 def force_algorithm(name: str):
-    """Run the conv ops inside the block with the C algorithm ``name`` ('auto', 'igemm',
-    'depthwise'); used by the tests and benchmarks to exercise every path."""
+    """Run the conv ops inside the block with the C algorithm ``name``: 'auto' (the default
+    choice per shape), 'igemm' (implicit GEMM, any shape), 'winograd' (F(2x2, 3x3): 3x3 kernels,
+    stride 1, dilation 1, groups 1) or 'depthwise' (groups == input channels). Used by the tests
+    and benchmarks to exercise every path; an algorithm that cannot run a shape raises."""
     global _forced_algo
     check_choice(name, tuple(_ALGOS), "force_algorithm", "name")
     previous, _forced_algo = _forced_algo, _ALGOS[name]

@@ -34,14 +34,15 @@ def _flat(a: np.ndarray) -> np.ndarray:
     return a.reshape(-1)
 
 
-def check_state(arr, op: str, name: str, shape: tuple, others=(), writeable: bool = True) -> np.ndarray:
-    """An array updated in place: never converted, so it must already be exactly right."""
+def check_state(arr, op: str, name: str, shape: tuple | None, others=(), writeable: bool = True) -> np.ndarray:
+    """An array updated in place: never converted, so it must already be exactly right
+    (float32, C-contiguous, writeable, of `shape` unless None, not overlapping `others`)."""
     if not isinstance(arr, np.ndarray):
         raise TypeError(f"{op}: {name} must be a numpy.ndarray (it is updated in place), got {type(arr).__name__}")
     if arr.dtype != np.float32:
         raise TypeError(f"{op}: {name} must have dtype float32 (it is updated in place, never converted), "
                         f"got {arr.dtype}")
-    if arr.shape != tuple(shape):
+    if shape is not None and arr.shape != tuple(shape):
         raise ValueError(f"{op}: {name} must have shape {tuple(shape)}, got {arr.shape}")
     if not arr.flags.c_contiguous:
         raise ValueError(f"{op}: {name} must be C-contiguous (it is updated in place)")
@@ -193,7 +194,9 @@ def _xent_labels(op: str, labels, lead: tuple, c: int, logits_shape: tuple):
     """(int32 class indices or None, float32 target rows or None)."""
     arr = np.asarray(labels)
     index_shapes = (lead, lead + (1,))
-    if arr.dtype.kind == "f" and arr.shape == logits_shape:
+    # rows shaped like the logits are one-hot / probabilities (integer one-hot too, unless a
+    # single class makes (N, 1) ambiguous: then only float rows are probabilities)
+    if arr.shape == logits_shape and arr.dtype.kind in "fiu" and (arr.dtype.kind == "f" or c > 1):
         return None, _as_f32(arr, op, "labels").reshape(-1, c)
     if arr.dtype.kind in "fiu" and arr.shape in index_shapes:
         idx = as_labels(arr, op, "labels").reshape(-1)
@@ -216,7 +219,7 @@ def softmax_cross_entropy(logits, labels, sample_weight=None, return_probs=False
     Args:
         logits: ``(N, C)`` (or ``(..., C)``: every leading position is a sample).
         labels: class indices shaped ``(N,)`` or ``(N, 1)`` (any integer dtype, or whole floats),
-            or float rows shaped like ``logits`` (one-hot or probabilities).
+            or rows shaped like ``logits`` (one-hot or probabilities, e.g. ``to_categorical``).
         sample_weight: optional per-sample weights shaped ``(N,)`` or ``(N, 1)`` (or a scalar).
         return_probs: also return ``softmax(logits)`` (computed anyway, free).
 
@@ -361,8 +364,6 @@ def batch_norm_backward(dy, x, gamma, mean, inv_std, *, training=True):
     dy, x = _same_shape(op, dy, x, "dy", "x")
     _, rows, c = _bn_input(op, x)
     gamma = _channel_param(op, gamma, "gamma", c)
-    if gamma is None:
-        gamma = None
     mean = _channel_param(op, mean, "mean", c)
     inv_std = _channel_param(op, inv_std, "inv_std", c)
     if mean is None or inv_std is None:

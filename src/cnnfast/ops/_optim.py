@@ -40,7 +40,7 @@ __all__ = ["sgd_update", "adam_update", "rmsprop_update", "apply_weight_decay", 
 
 def _state_arrays(op: str, param, grad, **state) -> tuple[np.ndarray, np.ndarray, dict]:
     """Check param and the state arrays (exact float32, in place, pairwise disjoint), convert grad."""
-    param = check_state(param, op, "param", np.shape(param) if isinstance(param, np.ndarray) else ())
+    param = check_state(param, op, "param", None)
     grad = as_float32(grad, op, "grad")
     if grad.shape != param.shape:
         raise ValueError(f"{op}: grad must have the shape of param {param.shape}, got {grad.shape}")
@@ -153,7 +153,7 @@ def apply_weight_decay(param, *, learning_rate, weight_decay):
     op = "apply_weight_decay"
     lr = _hyper(op, "learning_rate", learning_rate)
     wd = _hyper(op, "weight_decay", weight_decay)
-    param = check_state(param, op, "param", np.shape(param) if isinstance(param, np.ndarray) else ())
+    param = check_state(param, op, "param", None)
     _kernels.weight_decay(_flat(param), lr, wd)
 
 

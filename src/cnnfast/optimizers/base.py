@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
+from ..layers.base import to_snake_case
 from ..ops._checks import as_float
 
 __all__ = ["Optimizer"]
@@ -48,7 +49,7 @@ class Optimizer:
             raise NotImplementedError(f"{cls}: gradient_accumulation_steps is not supported")
         if loss_scale_factor not in (None, 1, 1.0):
             raise NotImplementedError(f"{cls}: loss_scale_factor is not supported (float32 training)")
-        self.name = name or _snake(cls)
+        self.name = name or to_snake_case(cls)
         self.learning_rate = learning_rate
         self.weight_decay = _opt_float(weight_decay, cls, "weight_decay", 0.0)
         self.clipnorm = _opt_float(clipnorm, cls, "clipnorm", 0.0, strict=True)
@@ -222,7 +223,3 @@ class Optimizer:
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, learning_rate={self.learning_rate}>"
 
-
-def _snake(name):
-    from ..layers.base import to_snake_case
-    return to_snake_case(name)
