@@ -43,6 +43,7 @@ export LD_PRELOAD="$libasan:$libubsan"
 export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=0:allocator_may_return_null=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export PYTHONMALLOC=malloc
+export CNNFAST_UNDER_SANITIZER=asan  # tests that measure RSS skip (ASan's quarantine keeps freed memory)
 # The sanitized kernels are 2-4x slower; keep the thread count fixed so runs are comparable.
 export CNNFAST_NUM_THREADS=${CNNFAST_NUM_THREADS:-2}
 "$work/venv/bin/python" -c "import cnnfast; cnnfast.show_config()"
