@@ -367,7 +367,7 @@ def test_config_errors_name_the_file(tmp_path, keras_bytes):
                                        "(as_float catches only TypeError/ValueError) and a 5000-digit integer "
                                        "raises json's plain ValueError (parse_json does not catch it): neither "
                                        "is an InvalidFileError naming the file")
-@pytest.mark.parametrize("literal", [b"1" + b"0" * 400, b"1" + b"0" * 5000])
+@pytest.mark.parametrize("literal", [b"1" + b"0" * 400, b"1" + b"0" * 5000], ids=["1e400", "5001-digits"])
 def test_absurd_numbers_in_the_config_are_refused(tmp_path, keras_bytes, literal):
     config = _config(keras_bytes)
     dropout = next(l for l in config["config"]["layers"] if l["class_name"] == "Dropout")
