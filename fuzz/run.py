@@ -8,8 +8,10 @@ mutator (valid archives with forged members and correct checksums), half and hal
 Without atheris, or with ``--hypothesis N``, hypothesis drives N examples of the same mutations
 (no coverage feedback, but no native dependency).
 
-A finding is printed with the input saved to ``crash-*`` (atheris) or shown by hypothesis as a
-(seed, mutation) pair that ``--replay`` reproduces.
+A finding is printed with the input saved to ``fuzz/findings/TARGET/crash-*`` (atheris; run the
+script again with that file as the only argument to replay it) or shown by hypothesis as a
+(seed, mutation) pair that ``--replay`` reproduces. The corpus lives in ``fuzz/corpus/TARGET/``
+(or ``$CNNFAST_FUZZ_CORPUS``); both are ignored by git.
 """
 from __future__ import annotations
 
@@ -84,10 +86,15 @@ def run_atheris(name: str, argv: list) -> None:
             out = atheris.Mutate(data if data else seed_bytes, max_size)
         return out[:max_size]
 
-    corpus = pathlib.Path(os.environ.get("CNNFAST_FUZZ_CORPUS", f"fuzz/corpus/{name}"))
+    here = pathlib.Path(__file__).resolve().parent
+    corpus = pathlib.Path(os.environ.get("CNNFAST_FUZZ_CORPUS", here / "corpus" / name))
     corpus.mkdir(parents=True, exist_ok=True)
     if not any(corpus.iterdir()):
         (corpus / "seed").write_bytes(seed_bytes)
+    if not any(a.startswith("-artifact_prefix=") for a in argv):
+        findings = here / "findings" / name
+        findings.mkdir(parents=True, exist_ok=True)
+        argv = [*argv, f"-artifact_prefix={findings}/"]
     atheris.Setup([sys.argv[0], *argv, str(corpus)], one_input, custom_mutator=custom_mutator)
     atheris.Fuzz()
 

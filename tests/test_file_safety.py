@@ -421,6 +421,26 @@ def test_bytes_missing_before_the_central_directory_are_refused(tmp_path, keras_
     _refused(tmp_path, _with_member(keras_bytes, "model.weights.npz", inner[:cd - 6] + inner[cd:]))
 
 
+def _corrupt_first_member(blob):
+    blob = bytearray(blob)
+    start = 30 + len("metadata.json") + 20  # inside the first member's compressed bytes
+    for i in range(start, start + 8):
+        blob[i] ^= 0x55
+    return bytes(blob)
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2], ids=["deflate", "bzip2"])
+def test_corrupt_compressed_members_are_refused(tmp_path, keras_bytes, compression):
+    _refused(tmp_path, _corrupt_first_member(_zip(_members(keras_bytes), compression)), "metadata.json")
+
+
+@pytest.mark.xfail(strict=True, reason="BUG-F11: a corrupt LZMA-compressed member raises lzma.LZMAError while it "
+                                       "is decompressed (before the CRC check); _read_member does not catch it "
+                                       "(found by the atheris campaign)")
+def test_corrupt_lzma_members_are_refused(tmp_path, keras_bytes):
+    _refused(tmp_path, _corrupt_first_member(_zip(_members(keras_bytes), zipfile.ZIP_LZMA)), "metadata.json")
+
+
 @pytest.mark.xfail(strict=True, reason="BUG-F9: NumPy's .npy header parser raises tokenize.TokenError for an "
                                        "unterminated header; read_npz catches only ValueError/EOFError/SyntaxError")
 def test_unterminated_npy_header_is_refused(tmp_path, keras_bytes):
@@ -552,7 +572,7 @@ def test_idx_headers_claiming_more_than_the_payload_are_refused():
 # Short fuzz runs (fixed seeds; fuzz/run.py runs the real campaigns)
 
 FUZZ_FINDINGS = {
-    "keras": "BUG-F6/F9", "weights": "BUG-F6/F7/F8/F9", "torch_npz": "BUG-F6/F7/F9", "idx": "BUG-D1",
+    "keras": "BUG-F6/F9/F11", "weights": "BUG-F6/F7/F8/F9", "torch_npz": "BUG-F6/F7/F9", "idx": "BUG-D1",
 }
 
 
