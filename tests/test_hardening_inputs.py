@@ -725,8 +725,6 @@ def test_input_copy_too_large_for_memory_names_the_op():
         ops.matmul(huge, np.ones((2**20, 1), F32))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-U5: as_float32 (ops/_checks.py) uses np.ascontiguousarray, which turns "
-                                       "a 0-d gradient into shape (1,): a 0-d parameter cannot be updated")
 def test_zero_dimensional_parameters_can_be_updated():
     param = np.array(1.0, F32)
     ops.sgd_update(param, np.array(0.5), learning_rate=0.1)
