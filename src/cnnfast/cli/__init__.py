@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--summary", action="store_true", help="print the model summary before training")
     train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
                        help="fit's progress display: 0 silent, 1 progress bar, 2 one line per epoch")
+    train.add_argument("--distributed", action="store_true",
+                       help="train data-parallel on every process started by mpirun "
+                            "(`mpirun -n 4 python -m cnnfast train --distributed ...`; needs mpi4py: "
+                            "pip install cnnfast[mpi]); --batch-size is then per process, the learning "
+                            "rate is scaled by the number of processes with a 1-epoch warm-up, and only "
+                            "rank 0 prints and saves")
 
     bench = sub.add_parser(
         "bench", help="run the comparison benchmarks (cnnfast vs NumPy and PyTorch)",

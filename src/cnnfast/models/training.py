@@ -458,8 +458,19 @@ class Trainer:
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
-            validation_batch_size=None, validation_freq=1):
-        """Train for ``epochs`` epochs on arrays; returns a ``History`` (Keras signature)."""
+            validation_batch_size=None, validation_freq=1, distributed=False):
+        """Train for ``epochs`` epochs on arrays; returns a ``History`` (Keras signature).
+
+        ``distributed=True`` trains data-parallel on every process started by ``mpirun``
+        (:func:`cnnfast.distributed.fit`: ``batch_size`` is then the global batch size)."""
+        if distributed:
+            from .. import distributed as _distributed
+            return _distributed.fit(
+                self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
+                validation_split=validation_split, validation_data=validation_data, shuffle=shuffle,
+                class_weight=class_weight, sample_weight=sample_weight, initial_epoch=initial_epoch,
+                steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+                validation_batch_size=validation_batch_size, validation_freq=validation_freq)
         self._assert_compiled("fit")
         batch_size = 32 if batch_size is None else _check_int(batch_size, "fit: batch_size", 1)
         epochs = _check_int(epochs, "fit: epochs", 0)
@@ -560,10 +571,17 @@ class Trainer:
 
     # -- evaluate / predict ---------------------------------------------------------------------------
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
-                 callbacks=None, return_dict=False, **kwargs):
-        """Loss and metrics on ``(x, y)``: a float, or ``[loss, *metrics]``, or a dict."""
+                 callbacks=None, return_dict=False, distributed=False, **kwargs):
+        """Loss and metrics on ``(x, y)``: a float, or ``[loss, *metrics]``, or a dict.
+        ``distributed=True`` splits the samples over the processes started by ``mpirun``
+        (:func:`cnnfast.distributed.evaluate`)."""
         if kwargs:
             raise TypeError(f"evaluate: unexpected arguments {sorted(kwargs)}")
+        if distributed:
+            from .. import distributed as _distributed
+            return _distributed.evaluate(self, x, y, batch_size=batch_size, verbose=verbose,
+                                         sample_weight=sample_weight, steps=steps, callbacks=callbacks,
+                                         return_dict=return_dict)
         self._assert_compiled("evaluate")
         batch_size = 32 if batch_size is None else _check_int(batch_size, "evaluate: batch_size", 1)
         steps = _check_int(steps, "evaluate: steps", 1, allow_none=True)
