@@ -579,10 +579,6 @@ def _run_on_every_isa(body: str, timeout: float = 120.0):
     return run_python(code, timeout=timeout, threads=2)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-C1: conv2d_backward / conv2d_transpose with a stride larger than the "
-                                       "input: bwd_data_impl (csrc/conv/cf_conv2d.c) builds stride_h*stride_w phase "
-                                       "problems, most of them empty: MemoryError from stride 2**16, SIGSEGV "
-                                       "(size overflow) from 2**30")
 @pytest.mark.parametrize("stride", [2**16, 2**30])
 def test_conv_backward_with_a_stride_larger_than_the_input(stride):
     proc = _run_on_every_isa(f"""
@@ -594,10 +590,6 @@ assert np.array_equal(dx, rdx) and np.array_equal(dw, rdw) and np.array_equal(db
     assert proc.returncode == 0 and "survived" in proc.stdout, describe(proc)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-C2: conv2d with a huge dilation and padding='same': the tile / window "
-                                       "buffer sizes (cf_conv_tilebuf_floats, cf_conv_bwf_winbuf_floats) span the "
-                                       "whole dilated kernel and overflow int64: SIGSEGV from dilation 2**60; "
-                                       "MemoryError ('could not allocate kernel workspace') from about 2**28")
 @pytest.mark.parametrize("dilation", [2**30, 2**61])
 def test_conv_with_huge_dilation_is_refused_or_correct(dilation):
     proc = _run_on_every_isa(f"""
