@@ -605,10 +605,6 @@ for call in (lambda: ops.conv2d(x, w, dilation={dilation}, padding='same'),
     assert proc.returncode == 0 and "survived" in proc.stdout, describe(proc)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-P1: avg_pool2d(_backward) with a pool larger than the input: "
-                                       "pool_reciprocals (csrc/pool/cf_pool2d.inc) sizes its table by the pool, "
-                                       "not by the real cells: MemoryError from 2**40, SIGSEGV (size overflow) "
-                                       "at 2**62")
 @pytest.mark.parametrize("pool", [2**40, 2**62])
 def test_avg_pool_with_a_pool_larger_than_the_input(pool):
     proc = _run_on_every_isa(f"""

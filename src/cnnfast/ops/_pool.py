@@ -70,6 +70,30 @@ def _geometry(op: str, input_shape: tuple, pool_size, strides, padding) -> tuple
     return (n, h, w, c, ho, wo, ph, pw, sh, sw, pad_top, pad_left)
 
 
+def _shrink_covering_pool(size, pool: int, stride: int, padding: str) -> int:
+    """An equivalent, small pool for averaging when every window covers the whole axis.
+
+    With padding='same' a pool far larger than the input makes every window span all real cells
+    (averaging ignores the padding), so any pool that still does gives the same result; the
+    kernels then never size tables by an absurd pool. Python ints throughout.
+    """
+    if padding != "same" or not size:
+        return pool
+    out, before = _pool_axis("", size, pool, stride, padding, "")
+    if (out - 1) * stride - before > 0 or pool - before < size:
+        return pool  # some window misses a cell: the pool size matters
+    return min(pool, 2 * ((out - 1) * stride + size) + 1)
+
+
+def _avg_geometry(op: str, input_shape: tuple, pool_size, strides, padding) -> tuple:
+    """:func:`_geometry` for averaging, with covering pools shrunk to an equivalent size."""
+    n, h, w, c = input_shape
+    ph, pw, sh, sw, padding = _pool_params(op, pool_size, strides, padding)
+    ph = _shrink_covering_pool(h, ph, sh, padding)
+    pw = _shrink_covering_pool(w, pw, sw, padding)
+    return _geometry(op, input_shape, (ph, pw), (sh, sw), padding)
+
+
 def pool2d_output_shape(input_shape, pool_size=(2, 2), strides=None, padding="valid") -> tuple:
     """Output shape ``(N, Ho, Wo, C)`` of 2-D pooling of an NHWC input (Keras rules).
 
@@ -178,7 +202,7 @@ def avg_pool2d(x, pool_size=(2, 2), strides=None, padding="valid"):
     """
     op = "avg_pool2d"
     x = as_float32(x, op, "x", ndim=4)
-    g = _geometry(op, x.shape, pool_size, strides, padding)
+    g = _avg_geometry(op, x.shape, pool_size, strides, padding)
     y = np.empty(check_size((g[0], g[4], g[5], g[3]), op), dtype=np.float32)
     if y.size:
         _kernels.avgpool2d_fwd(g, x.reshape(-1), y.reshape(-1))
@@ -193,7 +217,7 @@ def avg_pool2d_backward(dy, input_shape, pool_size=(2, 2), strides=None, padding
     """
     op = "avg_pool2d_backward"
     shape = _input_shape(op, input_shape)
-    g = _geometry(op, shape, pool_size, strides, padding)
+    g = _avg_geometry(op, shape, pool_size, strides, padding)
     dy = _check_grad(op, dy, (g[0], g[4], g[5], g[3]))
     dx = np.empty(check_size(shape, op), dtype=np.float32)
     if dx.size:
