@@ -632,8 +632,6 @@ def test_max_pool_with_a_pool_larger_than_the_input_is_exact(pool):
                                   ops.max_pool2d_backward(dy, ams, x.shape, (2, 11), strides=1, padding="same"))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-W1: as_labels (ops/_checks.py) casts int64 labels to int32 before the "
-                                       "range check: label 2**32 silently becomes class 0")
 @pytest.mark.parametrize("bad", [2**32, 2**32 + 1, -(2**32), 2**40 + 2])
 def test_out_of_range_int64_labels_are_refused(bad):
     logits = np.zeros((2, 3), F32)
@@ -641,14 +639,11 @@ def test_out_of_range_int64_labels_are_refused(bad):
         ops.softmax_cross_entropy(logits, np.array([bad, 1], np.int64))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-W1: as_labels reports the wrapped int32 value, not the label given")
 def test_float_label_error_reports_the_value_given():
     with pytest.raises(ValueError, match="4294967296"):
         ops.softmax_cross_entropy(np.zeros((2, 3), F32), np.array([2.0**32, 1.0]))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-W2: max_pool2d_backward casts int64 argmax to int32: an index of 2**40 "
-                                       "wraps to 0 and routes the gradient to cell 0 (documented: ignored)")
 def test_max_pool_backward_int64_argmax_out_of_range():
     x = np.random.default_rng(10).standard_normal((1, 4, 4, 1)).astype(F32)
     y = ops.max_pool2d(x)
@@ -661,8 +656,6 @@ def test_max_pool_backward_int64_argmax_out_of_range():
         np.testing.assert_array_equal(dx, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-W2: global_max_pool2d_backward checks the argmax range after the int32 "
-                                       "cast: 2**32 wraps to pixel 0 and passes")
 def test_global_max_pool_backward_int64_argmax_out_of_range():
     with pytest.raises(ValueError, match="global_max_pool2d_backward"):
         ops.global_max_pool2d_backward(np.ones((1, 2), F32), np.full((1, 2), 2**32, np.int64), (1, 3, 3, 2))

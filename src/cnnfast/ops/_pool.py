@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _kernels
-from ._checks import as_float32, as_int, as_pair, check_choice, check_size
+from ._checks import as_float32, as_int, as_pair, check_choice, check_int32_range, check_size
 
 __all__ = [
     "pool2d_output_shape", "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
@@ -162,6 +162,7 @@ def _check_argmax(op: str, argmax, shape: tuple, cells: int) -> np.ndarray:
         if cells > _U8_MAX_CELLS:
             raise ValueError(f"{op}: a uint8 argmax cannot index a window of {cells} cells; pass int32 indices")
         return np.ascontiguousarray(argmax)
+    check_int32_range(argmax, op, "argmax")
     return np.ascontiguousarray(argmax, dtype=np.int32)
 
 
@@ -244,7 +245,10 @@ def _global_grad(op: str, dy, name: str, n: int, c: int) -> np.ndarray:
         arr = as_float32(dy, op, name, ndim=(2, 4))
     if arr.shape not in shapes:
         raise ValueError(f"{op}: {name} must have shape {shapes[0]} or {shapes[1]}, got {arr.shape}")
-    return arr if name != "argmax" else np.ascontiguousarray(arr, dtype=np.int32)
+    if name != "argmax":
+        return arr
+    check_int32_range(arr, op, name)
+    return np.ascontiguousarray(arr, dtype=np.int32)
 
 
 def global_avg_pool2d(x, keepdims=False):
