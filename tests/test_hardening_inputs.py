@@ -712,8 +712,6 @@ def test_matrix_out_is_refused_naming_the_op():
         ops.relu(np.ones((2, 3), F32), out=np.asmatrix(np.empty((2, 3), F32)))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-U7: as_float (ops/_checks.py) does not catch OverflowError: "
-                                       "float(10**400) escapes as 'int too large to convert to float'")
 def test_huge_integer_hyperparameter_names_the_op():
     with pytest.raises((ValueError, TypeError), match="dropout"):
         ops.dropout(np.ones(3, F32), 10**400, 0, 0)

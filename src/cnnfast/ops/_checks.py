@@ -121,6 +121,8 @@ def as_float(value, op: str, name: str) -> float:
         v = float(value)
     except (TypeError, ValueError):
         raise TypeError(f"{op}: {name} must be a number, got {value!r}") from None
+    except OverflowError:  # an int too large for a double
+        raise ValueError(f"{op}: {name} must be finite, got an integer of {int(value).bit_length()} bits") from None
     if not np.isfinite(v):
         raise ValueError(f"{op}: {name} must be finite, got {v}")
     return v
