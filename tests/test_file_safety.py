@@ -360,10 +360,6 @@ def test_config_errors_name_the_file(tmp_path, keras_bytes):
     _refused(tmp_path, _with_config(keras_bytes, config), "Lambda")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-F2/F3: a float hyper-parameter of 10**400 raises OverflowError "
-                                       "(as_float catches only TypeError/ValueError) and a 5000-digit integer "
-                                       "raises json's plain ValueError (parse_json does not catch it): neither "
-                                       "is an InvalidFileError naming the file")
 @pytest.mark.parametrize("literal", [b"1" + b"0" * 400, b"1" + b"0" * 5000])
 def test_absurd_numbers_in_the_config_are_refused(tmp_path, keras_bytes, literal):
     config = _config(keras_bytes)

@@ -666,8 +666,6 @@ def test_conv_transpose_huge_output_is_refused_naming_the_op():
         ops.conv2d_transpose(np.ones((2, 3, 3, 4), F32), np.ones((3, 3, 2, 4), F32), strides=2**40)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-U2: conv2d_transpose_backward with 0 filters: the bias gradient does "
-                                       "dy.reshape(-1, 0), which NumPy cannot resolve")
 def test_conv_transpose_backward_with_zero_filters():
     dx, dw, db = ops.conv2d_transpose_backward(np.ones((2, 5, 5, 0), F32), np.ones((2, 3, 3, 4), F32),
                                                np.ones((3, 3, 0, 4), F32))
@@ -697,8 +695,6 @@ def test_input_copy_too_large_for_memory_names_the_op():
         ops.matmul(huge, np.ones((2**20, 1), F32))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-U5: as_float32 (ops/_checks.py) uses np.ascontiguousarray, which turns "
-                                       "a 0-d gradient into shape (1,): a 0-d parameter cannot be updated")
 def test_zero_dimensional_parameters_can_be_updated():
     param = np.array(1.0, F32)
     ops.sgd_update(param, np.array(0.5), learning_rate=0.1)

@@ -19,6 +19,7 @@ The C kernels get only the top/left padding and the output size (see csrc/includ
 from __future__ import annotations
 
 import contextlib
+import math
 
 import numpy as np
 
@@ -483,7 +484,7 @@ def conv2d_transpose_backward(dy, x, w, strides=(1, 1), padding="valid", output_
     _kernels.conv2d_bwd_filter(dy, x, dw, None, hp)
     db = None
     if need_bias_grad:
-        db = dy.reshape(-1, dy.shape[3]).sum(axis=0, dtype=np.float64).astype(np.float32)
+        db = dy.reshape(math.prod(dy.shape[:3]), dy.shape[3]).sum(axis=0, dtype=np.float64).astype(np.float32)
     return dx, dw, db
 
 
