@@ -71,10 +71,10 @@ def _geometry(op: str, input_shape: tuple, pool_size, strides, padding) -> tuple
 
 
 def _shrink_covering_pool(size, pool: int, stride: int, padding: str) -> int:
-    """An equivalent, small pool for pooling when every window covers the whole axis.
+    """An equivalent, small pool for averaging when every window covers the whole axis.
 
     With padding='same' a pool far larger than the input makes every window span all real cells
-    (pooling ignores the padding), so any pool that still does gives the same result; the
+    (averaging ignores the padding), so any pool that still does gives the same result; the
     kernels then never size tables by an absurd pool. Python ints throughout.
     """
     if padding != "same" or not size:
@@ -86,8 +86,7 @@ def _shrink_covering_pool(size, pool: int, stride: int, padding: str) -> int:
 
 
 def _avg_geometry(op: str, input_shape: tuple, pool_size, strides, padding) -> tuple:
-    """:func:`_geometry` with covering pools shrunk to an equivalent size (max and average pooling
-    ignore the 'same' padding, so only the real cells a window covers matter)."""
+    """:func:`_geometry` for averaging, with covering pools shrunk to an equivalent size."""
     n, h, w, c = input_shape
     ph, pw, sh, sw, padding = _pool_params(op, pool_size, strides, padding)
     ph = _shrink_covering_pool(h, ph, sh, padding)
@@ -131,12 +130,10 @@ def max_pool2d(x, pool_size=(2, 2), strides=None, padding="valid", return_argmax
     Returns:
         ``y`` of shape ``(N, Ho, Wo, C)``, or ``(y, argmax)`` where ``argmax`` has the same shape,
         holds ``kh * pool_w + kw`` and is uint8 for windows of at most 256 cells, else int32.
-        With ``padding="same"``, a pool whose every window covers the whole input along an
-        axis is first reduced to an equivalent small pool; ``argmax`` refers to that pool.
     """
     op = "max_pool2d"
     x = as_float32(x, op, "x", ndim=4)
-    g = _avg_geometry(op, x.shape, pool_size, strides, padding)
+    g = _geometry(op, x.shape, pool_size, strides, padding)
     out_shape = check_size((g[0], g[4], g[5], g[3]), op)
     y = np.empty(out_shape, dtype=np.float32)
     argmax = None
@@ -186,7 +183,7 @@ def max_pool2d_backward(dy, argmax, input_shape, pool_size=(2, 2), strides=None,
     """
     op = "max_pool2d_backward"
     shape = _input_shape(op, input_shape)
-    g = _avg_geometry(op, shape, pool_size, strides, padding)
+    g = _geometry(op, shape, pool_size, strides, padding)
     out_shape = (g[0], g[4], g[5], g[3])
     dy = _check_grad(op, dy, out_shape)
     argmax = _check_argmax(op, argmax, out_shape, g[6] * g[7])
