@@ -45,7 +45,7 @@ def read_idx(file, ndim: int | None = None) -> np.ndarray:
             if math.prod(shape) > _MAX_ELEMENTS:
                 raise DatasetCorruptError(f"{file}: implausible IDX shape {shape}")
             out = np.empty(shape, dtype=np.uint8)
-            view = memoryview(out).cast("B")
+            view = memoryview(out.reshape(-1))  # 1-D uint8: cast() refuses zero dimensions
             filled = 0
             while filled < out.nbytes:
                 n = f.readinto(view[filled:])

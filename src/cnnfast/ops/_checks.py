@@ -34,6 +34,20 @@ def as_float32(x, op: str, name: str, ndim: int | Sequence[int] | None = None) -
     return np.asarray(arr, dtype=np.float32, order="C")  # keeps 0-D arrays 0-D
 
 
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+
+
+def check_int32_range(arr: np.ndarray, op: str, name: str) -> None:
+    """Refuse integer-valued entries outside int32 BEFORE any cast could wrap them."""
+    if arr.size == 0:
+        return
+    lo, hi = arr.min(), arr.max()
+    for v in (lo, hi):
+        if not _INT32_MIN <= int(v) <= _INT32_MAX:
+            raise ValueError(f"{op}: {name} holds {int(v)}, outside the int32 range "
+                             f"[{_INT32_MIN}, {_INT32_MAX}] of valid indices")
+
+
 def as_labels(y, op: str, name: str = "labels") -> np.ndarray:
     """Integer class labels as a C-contiguous int32 array."""
     arr = np.asarray(y)
@@ -42,6 +56,7 @@ def as_labels(y, op: str, name: str = "labels") -> np.ndarray:
             raise ValueError(f"{op}: {name} must hold whole class indices, got non-integer values")
     elif arr.dtype.kind not in "iu":
         raise TypeError(f"{op}: {name} must be integer class indices, got dtype {arr.dtype}")
+    check_int32_range(arr, op, name)
     return np.ascontiguousarray(arr, dtype=np.int32)
 
 
@@ -106,6 +121,8 @@ def as_float(value, op: str, name: str) -> float:
         v = float(value)
     except (TypeError, ValueError):
         raise TypeError(f"{op}: {name} must be a number, got {value!r}") from None
+    except OverflowError:  # an int too large for a double
+        raise ValueError(f"{op}: {name} must be finite, got an integer of {int(value).bit_length()} bits") from None
     if not np.isfinite(v):
         raise ValueError(f"{op}: {name} must be finite, got {v}")
     return v

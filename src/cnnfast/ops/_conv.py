@@ -19,6 +19,7 @@ The C kernels get only the top/left padding and the output size (see csrc/includ
 from __future__ import annotations
 
 import contextlib
+import math
 
 import numpy as np
 
@@ -115,6 +116,42 @@ def _conv_dim(n, k, s, d, mode, pads, axis: str, op: str):
     return (n + pb + pa - dk) // s + 1, (pb, pa)
 
 
+_MAX_DILATED_KERNEL = 2**24
+
+
+def _normalise(h, w, kh, kw, strides, padding, dilation, op: str):
+    """Strides reduced to an equivalent geometry, after refusing absurd dilations.
+
+    A stride larger than the (padded) extent of an axis gives one output along it, exactly like a
+    stride equal to that extent, so it is clamped there: the kernels then never see a stride that
+    overflows their size arithmetic or splits the problem into billions of empty phases. A dilated
+    kernel beyond ``_MAX_DILATED_KERNEL`` cells cannot be run (its windows are mostly padding and
+    the tile buffers span it), so it is refused. All arithmetic is in Python ints.
+    """
+    if isinstance(padding, str):
+        mode = check_choice(padding, ("valid", "same", "full"), op, "padding")
+        pads = ((0, 0), (0, 0))
+    else:
+        mode, pads = "explicit", _padding_pairs(padding, op)
+    out = []
+    for n, k, s, d, p, axis in ((h, kh, strides[0], dilation[0], pads[0], "height"),
+                                (w, kw, strides[1], dilation[1], pads[1], "width")):
+        dk = d * (k - 1) + 1
+        if dk > _MAX_DILATED_KERNEL:
+            raise ValueError(f"{op}: the kernel {axis} ({k}) with dilation {d} spans {dk} cells, more "
+                             f"than the supported {_MAX_DILATED_KERNEL}; use a smaller dilation")
+        if n is None:
+            out.append(s)
+            continue
+        if mode == "same":
+            limit = max(n, 1)
+        else:
+            _, (pb, pa) = _conv_dim(None, k, s, d, mode, p, axis, op)
+            limit = max(n + pb + pa, 1)
+        out.append(min(s, limit))
+    return tuple(out)
+
+
 def _conv_geometry(h, w, kh, kw, strides, padding, dilation, op: str):
     """(ho, wo, pad_top, pad_left) for the convolution, validating everything."""
     if isinstance(padding, str):
@@ -197,6 +234,7 @@ def conv2d_output_shape(input_shape, kernel_shape, strides=(1, 1), padding="vali
                          f"multiple of the kernel's {cig} input channels per group")
     strides = as_pair(strides, op, "strides", minimum=1)
     dilation = as_pair(dilation, op, "dilation", minimum=1)
+    _normalise(h, w, kh, kw, strides, padding, dilation, op)
     ho, wo, _, _ = _conv_geometry(h, w, kh, kw, strides, padding, dilation, op)
     return (n, ho, wo, cout)
 
@@ -245,6 +283,7 @@ def conv2d(x, w, bias=None, strides=(1, 1), padding="valid", dilation=(1, 1), gr
     act = _activation(activation, op)
     strides = as_pair(strides, op, "strides", minimum=1)
     dilation = as_pair(dilation, op, "dilation", minimum=1)
+    strides = _normalise(h, wd, kh, kw, strides, padding, dilation, op)
     ho, wo, pt, pl = _conv_geometry(h, wd, kh, kw, strides, padding, dilation, op)
     out = check_out(out, (n, ho, wo, cout), op, inputs=(x, w, bias))
     if out.size == 0:
@@ -280,6 +319,7 @@ def conv2d_backward(dy, x, w, strides=(1, 1), padding="valid", dilation=(1, 1), 
     groups = _check_groups(c, w, groups, op)
     strides = as_pair(strides, op, "strides", minimum=1)
     dilation = as_pair(dilation, op, "dilation", minimum=1)
+    strides = _normalise(h, wd, kh, kw, strides, padding, dilation, op)
     ho, wo, pt, pl = _conv_geometry(h, wd, kh, kw, strides, padding, dilation, op)
     if dy.shape != (n, ho, wo, cout):
         raise ValueError(f"{op}: dy must have the conv2d output shape {(n, ho, wo, cout)}, "
@@ -378,6 +418,7 @@ def _transpose_setup(x, w, strides, padding, output_padding, dilation, op):
                          f"in_channels))")
     strides = as_pair(strides, op, "strides", minimum=1)
     dilation = as_pair(dilation, op, "dilation", minimum=1)
+    _normalise(None, None, kh, kw, strides, "same", dilation, op)  # refuses absurd dilations
     ht, wt, pt, pl = _transpose_geometry(x.shape[1], x.shape[2], kh, kw, strides, padding,
                                          output_padding, dilation, op)
     return x, w, strides, dilation, (x.shape[0], ht, wt, filters), (pt, pl)
@@ -443,7 +484,7 @@ def conv2d_transpose_backward(dy, x, w, strides=(1, 1), padding="valid", output_
     _kernels.conv2d_bwd_filter(dy, x, dw, None, hp)
     db = None
     if need_bias_grad:
-        db = dy.reshape(-1, dy.shape[3]).sum(axis=0, dtype=np.float64).astype(np.float32)
+        db = dy.reshape(math.prod(dy.shape[:3]), dy.shape[3]).sum(axis=0, dtype=np.float64).astype(np.float32)
     return dx, dw, db
 
 

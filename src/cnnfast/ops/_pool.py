@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _kernels
-from ._checks import as_float32, as_int, as_pair, check_choice, check_size
+from ._checks import as_float32, as_int, as_pair, check_choice, check_int32_range, check_size
 
 __all__ = [
     "pool2d_output_shape", "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
@@ -68,6 +68,30 @@ def _geometry(op: str, input_shape: tuple, pool_size, strides, padding) -> tuple
     ho, pad_top = _pool_axis(op, h, ph, sh, padding, "height")
     wo, pad_left = _pool_axis(op, w, pw, sw, padding, "width")
     return (n, h, w, c, ho, wo, ph, pw, sh, sw, pad_top, pad_left)
+
+
+def _shrink_covering_pool(size, pool: int, stride: int, padding: str) -> int:
+    """An equivalent, small pool for averaging when every window covers the whole axis.
+
+    With padding='same' a pool far larger than the input makes every window span all real cells
+    (averaging ignores the padding), so any pool that still does gives the same result; the
+    kernels then never size tables by an absurd pool. Python ints throughout.
+    """
+    if padding != "same" or not size:
+        return pool
+    out, before = _pool_axis("", size, pool, stride, padding, "")
+    if (out - 1) * stride - before > 0 or pool - before < size:
+        return pool  # some window misses a cell: the pool size matters
+    return min(pool, 2 * ((out - 1) * stride + size) + 1)
+
+
+def _avg_geometry(op: str, input_shape: tuple, pool_size, strides, padding) -> tuple:
+    """:func:`_geometry` for averaging, with covering pools shrunk to an equivalent size."""
+    n, h, w, c = input_shape
+    ph, pw, sh, sw, padding = _pool_params(op, pool_size, strides, padding)
+    ph = _shrink_covering_pool(h, ph, sh, padding)
+    pw = _shrink_covering_pool(w, pw, sw, padding)
+    return _geometry(op, input_shape, (ph, pw), (sh, sw), padding)
 
 
 def pool2d_output_shape(input_shape, pool_size=(2, 2), strides=None, padding="valid") -> tuple:
@@ -138,6 +162,7 @@ def _check_argmax(op: str, argmax, shape: tuple, cells: int) -> np.ndarray:
         if cells > _U8_MAX_CELLS:
             raise ValueError(f"{op}: a uint8 argmax cannot index a window of {cells} cells; pass int32 indices")
         return np.ascontiguousarray(argmax)
+    check_int32_range(argmax, op, "argmax")
     return np.ascontiguousarray(argmax, dtype=np.int32)
 
 
@@ -178,7 +203,7 @@ def avg_pool2d(x, pool_size=(2, 2), strides=None, padding="valid"):
     """
     op = "avg_pool2d"
     x = as_float32(x, op, "x", ndim=4)
-    g = _geometry(op, x.shape, pool_size, strides, padding)
+    g = _avg_geometry(op, x.shape, pool_size, strides, padding)
     y = np.empty(check_size((g[0], g[4], g[5], g[3]), op), dtype=np.float32)
     if y.size:
         _kernels.avgpool2d_fwd(g, x.reshape(-1), y.reshape(-1))
@@ -193,7 +218,7 @@ def avg_pool2d_backward(dy, input_shape, pool_size=(2, 2), strides=None, padding
     """
     op = "avg_pool2d_backward"
     shape = _input_shape(op, input_shape)
-    g = _geometry(op, shape, pool_size, strides, padding)
+    g = _avg_geometry(op, shape, pool_size, strides, padding)
     dy = _check_grad(op, dy, (g[0], g[4], g[5], g[3]))
     dx = np.empty(check_size(shape, op), dtype=np.float32)
     if dx.size:
@@ -220,7 +245,10 @@ def _global_grad(op: str, dy, name: str, n: int, c: int) -> np.ndarray:
         arr = as_float32(dy, op, name, ndim=(2, 4))
     if arr.shape not in shapes:
         raise ValueError(f"{op}: {name} must have shape {shapes[0]} or {shapes[1]}, got {arr.shape}")
-    return arr if name != "argmax" else np.ascontiguousarray(arr, dtype=np.int32)
+    if name != "argmax":
+        return arr
+    check_int32_range(arr, op, name)
+    return np.ascontiguousarray(arr, dtype=np.int32)
 
 
 def global_avg_pool2d(x, keepdims=False):

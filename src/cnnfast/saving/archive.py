@@ -170,7 +170,7 @@ def read_archive(path, allowed=MEMBERS, limits=None) -> dict:
 def parse_json(data: bytes, what: str):
     try:
         return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InvalidFileError(f"{what}: invalid JSON ({type(exc).__name__}: {exc})") from None
 
 

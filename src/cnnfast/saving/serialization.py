@@ -12,6 +12,7 @@ Functional graphs are stored as Keras does: every layer with its ``inbound_nodes
 from __future__ import annotations
 
 import inspect
+import threading
 
 from .. import layers as _layers
 from ..layers.base import InputLayer, Layer
@@ -69,8 +70,26 @@ def _accepted_kwargs(cls):
     return params | _BASE_KWARGS
 
 
+_MAX_NESTING = 32
+_nesting = threading.local()
+
+
 def deserialize_layer(spec, where="config") -> Layer:
-    """A layer (or nested model) from ``{"class_name", "config"}``; allow-listed classes only."""
+    """A layer (or nested model) from ``{"class_name", "config"}``; allow-listed classes only.
+
+    Nested models are limited to ``_MAX_NESTING`` levels so a hostile config cannot exhaust the stack.
+    """
+    depth = getattr(_nesting, "depth", 0)
+    if depth >= _MAX_NESTING:
+        raise ConfigError(f"{where}: models nested more than {_MAX_NESTING} levels deep")
+    _nesting.depth = depth + 1
+    try:
+        return _deserialize_layer(spec, where)
+    finally:
+        _nesting.depth = depth
+
+
+def _deserialize_layer(spec, where) -> Layer:
     if not isinstance(spec, dict):
         raise ConfigError(f"{where}: a layer entry must be an object, got {type(spec).__name__}")
     name = spec.get("class_name")
