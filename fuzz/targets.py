@@ -227,6 +227,8 @@ def mutate_archive(blob: bytes, seed: int) -> bytes:
             members = [(i.filename, zf.read(i)) for i in zf.infolist()]
     except Exception:
         return blob
+    if not members:
+        return blob
     for _ in range(rnd.randint(1, 3)):
         i = rnd.randrange(len(members))
         name, data = members[i]

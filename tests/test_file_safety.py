@@ -360,6 +360,17 @@ def test_config_errors_name_the_file(tmp_path, keras_bytes):
     _refused(tmp_path, _with_config(keras_bytes, config), "Lambda")
 
 
+@pytest.mark.xfail(strict=True, reason="BUG-F12: two Sequential layers with the same name make Sequential.add "
+                                       "raise a plain ValueError that sequential_from_config (saving/"
+                                       "serialization.py) does not turn into a ConfigError (found by atheris)")
+def test_duplicate_layer_names_are_refused(tmp_path, keras_bytes):
+    config = _config(keras_bytes)
+    stack = config["config"]["layers"]
+    stack[2]["config"]["name"] = stack[1]["config"]["name"]
+    with pytest.raises(InvalidFileError, match="unique|duplicate"):
+        _load_bytes(tmp_path, _with_config(keras_bytes, config))
+
+
 @pytest.mark.parametrize("literal", [b"1" + b"0" * 400, b"1" + b"0" * 5000], ids=["1e400", "5001-digits"])
 def test_absurd_numbers_in_the_config_are_refused(tmp_path, keras_bytes, literal):
     config = _config(keras_bytes)
@@ -563,7 +574,7 @@ def test_idx_headers_claiming_more_than_the_payload_are_refused():
 # Short fuzz runs (fixed seeds; fuzz/run.py runs the real campaigns)
 
 FUZZ_FINDINGS = {
-    "keras": "BUG-F6/F9/F11", "weights": "BUG-F6/F7/F8/F9", "torch_npz": "BUG-F6/F7/F9",
+    "keras": "BUG-F6/F9/F11/F12", "weights": "BUG-F6/F7/F8/F9", "torch_npz": "BUG-F6/F7/F9",
 }
 
 
