@@ -222,7 +222,7 @@ def test_bench_runs_compare_py_from_source_and_forwards_arguments(tmp_path):
     called = _fake_source(tmp_path / "src")
     assert main(["bench", "--source", str(tmp_path / "src"), "--threads", "1", "--", "--quick", "x"]) == 3
     args, threads, cwd = called.read_text().split("|")
-    assert args == "--quick x" and threads == "1" and os.path.samefile(cwd, tmp_path / "src")
+    assert args == "--threads 1 --quick x" and threads == "1" and os.path.samefile(cwd, tmp_path / "src")
 
 
 def test_bench_finds_compare_py_from_the_current_directory(tmp_path, monkeypatch):

@@ -709,8 +709,6 @@ def test_zero_dimensional_parameters_can_be_updated():
     assert param == np.float32(0.95)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-U6: check_out accepts ndarray subclasses: an np.matrix out= reaches "
-                                       "Cython ('Buffer has wrong number of dimensions')")
 @pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
 def test_matrix_out_is_refused_naming_the_op():
     with pytest.raises((TypeError, ValueError), match="relu"):

@@ -204,6 +204,8 @@ def run(args) -> int:
     if extra[:1] == ["--"]:
         extra = extra[1:]
     script = None if args.builtin else find_compare_script(args.source)
+    if script is not None and args.threads and "--threads" not in extra:
+        extra = ["--threads", str(args.threads), *extra]  # compare.py otherwise runs 1 and 2 threads
     # every library on the same number of threads: the BLAS behind NumPy only reads these at start-up
     env = dict(os.environ, CNNFAST_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
                OPENBLAS_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))

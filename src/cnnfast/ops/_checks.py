@@ -65,7 +65,7 @@ def check_out(out, shape: tuple, op: str, inputs: Sequence[np.ndarray] = (), nam
     shape = tuple(int(s) for s in shape)
     if out is None:
         return np.empty(check_size(shape, op), dtype=np.float32)
-    if not isinstance(out, np.ndarray):
+    if type(out) is not np.ndarray:  # subclasses (np.matrix, masked arrays) change indexing rules
         raise TypeError(f"{op}: {name} must be a numpy.ndarray, got {type(out).__name__}")
     if out.dtype != np.float32:
         raise TypeError(f"{op}: {name} must have dtype float32, got {out.dtype}")
