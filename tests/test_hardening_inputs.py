@@ -763,3 +763,45 @@ def test_isa_and_thread_settings_refuse_bad_values():
         cnnfast.set_num_threads(True)
     with pytest.raises(ValueError, match="set_isa"):
         cnnfast.set_isa("sse9")
+
+
+@pytest.mark.xfail(strict=True, reason="BUG-W4: the fused ReLU of the convolution kernels turns NaN into 0 "
+                                       "(vmax0 = max_ps(v, 0) returns 0 for NaN; the scalar epilogues test "
+                                       "v > 0), while ops.relu, matmul's fused ReLU and PyTorch keep NaN: a "
+                                       "Conv2D(activation='relu') hides a diverged model from TerminateOnNaN")
+@pytest.mark.parametrize("case", ["igemm", "few-outputs", "depthwise", "winograd", "transpose"])
+def test_fused_conv_relu_propagates_nan(case, isa):
+    from cnnfast.ops import _conv
+    rng = np.random.default_rng(12)
+    cin, cout, groups, algo = {"igemm": (8, 24, 1, "igemm"), "few-outputs": (16, 2, 1, "igemm"),
+                               "depthwise": (8, 8, 8, "depthwise"), "winograd": (16, 16, 1, "winograd"),
+                               "transpose": (8, 8, 1, "auto")}[case]
+    x = rng.standard_normal((1, 8, 8, cin)).astype(F32)
+    x[0, 3, 4, :] = np.nan
+    with _conv.force_algorithm(algo):
+        if case == "transpose":
+            w = rng.standard_normal((3, 3, cout, cin)).astype(F32)
+            fused = ops.conv2d_transpose(x, w, strides=2, activation="relu")
+            plain = ops.conv2d_transpose(x, w, strides=2)
+        else:
+            w = rng.standard_normal((3, 3, cin // groups, cout)).astype(F32)
+            fused = ops.conv2d(x, w, padding="same", groups=groups, activation="relu")
+            plain = ops.conv2d(x, w, padding="same", groups=groups)
+    assert np.isnan(plain).any()
+    np.testing.assert_array_equal(np.isnan(fused), np.isnan(plain))
+    np.testing.assert_array_equal(fused, ops.relu(plain))
+
+
+def test_nan_inputs_in_training_are_caught_by_terminate_on_nan(capsys):
+    from cnnfast import callbacks
+    cnnfast.utils.set_random_seed(0)
+    model = models.Sequential([layers.Input((6, 6, 1)), layers.Conv2D(2, 3), layers.Flatten(),
+                               layers.Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    x = np.random.default_rng(11).standard_normal((32, 6, 6, 1)).astype(F32)
+    x[5, 2, 2, 0] = np.nan  # in the first batch
+    history = model.fit(x, np.zeros(32, int), batch_size=8, epochs=3, shuffle=False, verbose=0,
+                        callbacks=[callbacks.TerminateOnNaN()])
+    assert "Invalid loss, terminating training" in capsys.readouterr().out
+    assert len(history.history["loss"]) == 1 and not np.isfinite(history.history["loss"][0])
+    assert model.optimizer.iterations == 1
