@@ -765,12 +765,9 @@ def test_isa_and_thread_settings_refuse_bad_values():
         cnnfast.set_isa("sse9")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-W4: the fused ReLU of the convolution kernels turns NaN into 0 "
-                                       "(vmax0 = max_ps(v, 0) returns 0 for NaN; the scalar epilogues test "
-                                       "v > 0), while ops.relu, matmul's fused ReLU and PyTorch keep NaN: a "
-                                       "Conv2D(activation='relu') hides a diverged model from TerminateOnNaN")
 @pytest.mark.parametrize("case", ["igemm", "few-outputs", "depthwise", "winograd", "transpose"])
 def test_fused_conv_relu_propagates_nan(case, isa):
+    """A diverged Conv2D(activation='relu') must stay visible to TerminateOnNaN (BUG-W4)."""
     from cnnfast.ops import _conv
     rng = np.random.default_rng(12)
     cin, cout, groups, algo = {"igemm": (8, 24, 1, "igemm"), "few-outputs": (16, 2, 1, "igemm"),

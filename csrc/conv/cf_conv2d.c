@@ -44,6 +44,8 @@
 #define CF_CONV_SERIAL_FLOPS 1.0e6   /* below this, one thread: fork/join costs more */
 #define CF_CONV_BWF_PIXELS 256       /* target output pixels per backward-filter work item */
 #define CF_WINO_MIN_CHANNELS 16      /* auto-select Winograd when cin and cout are at least this */
+#define CF_WINO_MIN_TILES 256       /* auto-select Winograd from this many 2x2 tiles per call */
+#define CF_WINO_MIN_GAIN 1.6         /* ... and when the tiles waste little of its 2.25x */
 #define CF_WINO_FWD_TILES 48         /* target 2x2 tiles per Winograd forward work item */
 #define CF_WINO_BWF_TILES 64         /* target 2x2 tiles per Winograd backward-filter work item */
 
@@ -74,12 +76,21 @@ static int params_ok(const cf_conv2d_params *p) {
     return 1;
 }
 
-/* Winograd F(2x2, 3x3) when the shape allows it and both channel counts are large enough for
- * the transforms (O(c + k) per tile) to be small next to the 16 GEMMs (O(c * k) per tile). */
+/* Winograd F(2x2, 3x3) when the shape allows it, both channel counts are large enough for the
+ * transforms (O(c + k) per tile) to be small next to the 16 GEMMs (O(c * k) per tile), there are
+ * enough tiles to amortise the weight transform (O(c * k) per call), and the 2x2 tiles cover
+ * the output well enough to keep most of the 2.25x: a 3x3 output needs four tiles for nine
+ * pixels (1.27x), so there the implicit GEMM wins. Measured crossovers (AVX-512, 1 thread):
+ * 13x13x32->64 at 288 tiles 0.93x of the implicit GEMM's time, at 144 tiles 1.13x; 5x5x64->64
+ * (3x3 output) 1.14x even at 256 tiles; batch 1 of it 8x. */
 static int use_winograd(const cf_conv2d_params *p) {
     if (p->algo == CF_CONV_ALGO_WINOGRAD) return 1;
     if (p->algo != CF_CONV_ALGO_AUTO || !winograd_applies(p)) return 0;
-    return p->c >= CF_WINO_MIN_CHANNELS && p->cout >= CF_WINO_MIN_CHANNELS;
+    if (p->c < CF_WINO_MIN_CHANNELS || p->cout < CF_WINO_MIN_CHANNELS) return 0;
+    const int64_t nty = (p->ho + 1) / 2, ntx = (p->wo + 1) / 2;
+    const double tiles = (double)p->n * (double)nty * (double)ntx;
+    const double gain = 2.25 * (double)(p->ho * p->wo) / (4.0 * (double)(nty * ntx));
+    return tiles >= CF_WINO_MIN_TILES && gain >= CF_WINO_MIN_GAIN;
 }
 
 /* Depthwise loops when every group has one input channel and a small multiplier; the implicit
@@ -447,7 +458,12 @@ cf_status cf_conv2d_fwd(const cf_conv2d_params *p, const float *x, const float *
     const int64_t NB = dot ? cog : (int64_t)nv * K->vlen, nblocks = (cog + NB - 1) / NB;
     const int64_t kp = dot ? CF_ROUND_UP(cig, K->vlen) : cig;   /* packed channel row */
     const int64_t w_sj = kp * NB, w_si = p->kw * w_sj, w_sb = p->kh * w_si, w_sg = nblocks * w_sb;
-    const int64_t wfloats = G * w_sg, bfloats = bias ? G * nblocks * NB : 0;
+    /* One group whose output channels fill exactly one register panel: HWIO already is the
+     * packed [i][j][ci][NB] layout (the kernels load unaligned), so the weights and bias are
+     * used in place. This saves a copy of the whole filter per call, which at batch 1 costs
+     * as much as the convolution itself (3x3x64x64 on a 5x5 input). */
+    const int in_place = G == 1 && !dot && NB == cog;
+    const int64_t wfloats = in_place ? 0 : G * w_sg, bfloats = bias && !in_place ? G * nblocks * NB : 0;
     float *packed = (float *)cf_workspace(0, (size_t)(wfloats + bfloats) * sizeof(float));
     cf_conv_gather *probs = (cf_conv_gather *)cf_workspace(2, (size_t)G * sizeof(cf_conv_gather));
     if (packed == NULL || probs == NULL) return CF_ERR_NOMEM;
@@ -462,7 +478,7 @@ cf_status cf_conv2d_fwd(const cf_conv2d_params *p, const float *x, const float *
                         for (int64_t o = 0; o < cog; o++)
                             packed[g * w_sg + i * w_si + j * w_sj + o * kp + ci] =
                                 w[((i * p->kw + j) * cig + ci) * p->cout + g * cog + o];
-    } else
+    } else if (!in_place)
     /* Pack W[i][j][ci][g*cog + o] into [g][block][i][j][ci][NB], zero past cog. */
     for (int64_t g = 0; g < G; g++)
         for (int64_t b = 0; b < nblocks; b++)
@@ -475,10 +491,10 @@ cf_status cf_conv2d_fwd(const cf_conv2d_params *p, const float *x, const float *
                         memcpy(dst, src, (size_t)nvalid * sizeof(float));
                         memset(dst + nvalid, 0, (size_t)(NB - nvalid) * sizeof(float));
                     }
-    float *pbias = bias ? packed + wfloats : NULL;
-    if (bias)
+    const float *pbias = in_place ? bias : bias ? packed + wfloats : NULL;
+    if (bias && !in_place)
         for (int64_t g = 0; g < G; g++) {
-            float *dst = pbias + g * nblocks * NB;
+            float *dst = packed + wfloats + g * nblocks * NB;
             memcpy(dst, bias + g * cog, (size_t)cog * sizeof(float));
             memset(dst + cog, 0, (size_t)(nblocks * NB - cog) * sizeof(float));
         }
@@ -508,7 +524,7 @@ cf_status cf_conv2d_fwd(const cf_conv2d_params *p, const float *x, const float *
         q->ac0 = -p->pad_left;
         q->aj = p->dilation_w;
         q->ntj = p->kw;
-        q->w = packed + g * w_sg;
+        q->w = in_place ? w : packed + g * w_sg;
         q->w_sb = w_sb;
         q->w_si = w_si;
         q->w_sj = w_sj;

@@ -21,7 +21,7 @@ typedef __mmask16 mask_t;
 #define vadd(a, b) _mm512_add_ps((a), (b))
 #define vsub(a, b) _mm512_sub_ps((a), (b))
 #define vfma(a, b, c) _mm512_fmadd_ps((a), (b), (c))
-#define vmax0(v) _mm512_max_ps((v), _mm512_setzero_ps())
+#define vmax0(v) _mm512_max_ps(_mm512_setzero_ps(), (v)) /* max(0, NaN) = NaN, as ops.relu */
 #define vmask(n) ((__mmask16)((1u << (n)) - 1u))
 
 #define vhsum(v) _mm512_reduce_add_ps(v)

@@ -31,7 +31,8 @@ static inline void vstore_m(float *p, int n, vec_t v) {
 static inline vec_t vadd(vec_t a, vec_t b) { return a + b; }
 static inline vec_t vsub(vec_t a, vec_t b) { return a - b; }
 static inline vec_t vfma(vec_t a, vec_t b, vec_t c) { return a * b + c; }
-static inline vec_t vmax0(vec_t v) { return (vec_t)((cf_vi4)v & (cf_vi4)(v > vzero())); }
+/* Zero where v <= 0; NaN (unordered) passes through, as in ops.relu and PyTorch. */
+static inline vec_t vmax0(vec_t v) { return (vec_t)((cf_vi4)v & ~(cf_vi4)(v <= vzero())); }
 #define vmask(n) (n)
 
 static inline float vhsum(vec_t v) { return (v[0] + v[1]) + (v[2] + v[3]); }
