@@ -183,6 +183,46 @@ def test_fused_softmax_crossentropy_equals_unfused(rng):
     np.testing.assert_allclose(fused.predict(x, verbose=0), probs, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("pool", [dict(), dict(pool_size=3, strides=1), dict(pool_size=3, strides=2, padding="same")])
+def test_relu_derivative_moved_into_the_max_pool_equals_unfused(rng, pool):
+    """Conv2D(relu) -> MaxPooling2D masks the gradient at the pooled size (see
+    Model._mark_relu_pool_pairs): bit-identical to ReLU's own backward, and only where the conv
+    output feeds nothing but the pool."""
+    x = rng.standard_normal((3, 9, 9, 2)).astype(np.float32)
+    y = rng.integers(0, 3, 3)
+
+    def build(relu_layer):
+        cnnfast.utils.set_random_seed(5)
+        body = [layers.Conv2D(6, 3, activation=None if relu_layer else "relu",
+                              bias_initializer="random_normal")]
+        body += [layers.ReLU()] if relu_layer else []
+        return models.Sequential([layers.Input((9, 9, 2)), *body, layers.MaxPooling2D(**pool),
+                                  layers.Flatten(), layers.Dense(3, activation="softmax")])
+
+    fused, plain = build(False), build(True)
+    for m in (fused, plain):
+        m.compile("sgd", "sparse_categorical_crossentropy")
+    plain.set_weights(fused.get_weights())
+    (lf, gf), (lp, gp) = fused._gradients(x, y), plain._gradients(x, y)
+    ctxs = fused._contexts("train")
+    assert ctxs[0].get("relu_grad_premasked") and ctxs[1].get("mask_relu_grad")
+    assert not any(c.get("relu_grad_premasked") for c in plain._contexts("train"))
+    assert lf == lp
+    for a, b in zip(gf, gp):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_relu_pool_pairing_skips_shared_outputs(rng):
+    inputs = layers.Input((6, 6, 1))
+    a = layers.Conv2D(4, 3, activation="relu")(inputs)
+    pooled = layers.Flatten()(layers.MaxPooling2D()(a))
+    out = layers.Dense(2, activation="softmax")(layers.Concatenate()([pooled, layers.Flatten()(a)]))
+    model = models.Model(inputs, out)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    assert not any(c.get("relu_grad_premasked") for c in model._contexts("train"))
+    _grad_check(model, rng.standard_normal((4, 6, 6, 1)).astype(np.float32), rng.integers(0, 2, 4))
+
+
 def test_training_reuses_activation_buffers(rng):
     model = models.Sequential([layers.Input((6, 6, 1)), layers.Conv2D(4, 3, activation="relu"),
                                layers.Flatten(), layers.Dense(3, activation="softmax")])

@@ -60,6 +60,8 @@ class ActivationMixin:
         if name == "linear" or ctx.get("logits"):
             return dy
         if name == "relu":
+            if ctx.get("relu_grad_premasked"):   # the max-pool after this layer applied it
+                return dy
             return ops.relu_backward(dy, ctx["y"], out=buffer(ctx, "dz", dy.shape))
         return self._act_backward(dy, ctx["z"], ctx["y"])
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .. import ops
 from ..ops._checks import as_pair, check_choice
-from .base import Layer
+from .base import Layer, buffer
 from .conv import _check_data_format
 
 __all__ = ["MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
@@ -66,16 +66,22 @@ class MaxPooling2D(_Pooling2D):
     def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, **kwargs):
         super().__init__(pool_size, strides, padding, data_format, **kwargs)
 
+    # A model may hand this layer the ReLU derivative of the layer before it (ctx["mask_relu_grad"]):
+    # see Model._mark_relu_pool_pairs.
+    _masks_relu_grad = True
+
     def forward(self, x, training, ctx):
         if not training:
             return ops.max_pool2d(x, **self._args())
         y, argmax = ops.max_pool2d(x, return_argmax=True, **self._args())
-        ctx["argmax"], ctx["shape"] = argmax, x.shape
+        ctx["argmax"], ctx["shape"], ctx["y"] = argmax, x.shape, y
         return y
 
     def backward(self, dy, ctx, need_dx):
         if not need_dx:
             return None
+        if ctx.get("mask_relu_grad"):
+            dy = ops.relu_backward(dy, ctx["y"], out=buffer(ctx, "dy_masked", dy.shape))
         return ops.max_pool2d_backward(dy, ctx["argmax"], ctx["shape"], **self._args())
 
 
