@@ -203,6 +203,56 @@ def _fill_no_input(out: np.ndarray, bias, act: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # conv2d
 
+# Validated geometry per distinct call signature: a model calls each op with the same shapes and
+# arguments every step, and re-deriving strides, padding and output size in Python costs more
+# than a batch-1 convolution. Only signatures made of plain ints, strings and tuples of them are
+# memoised (so True is never taken for 1, nor a list for a tuple); the arrays themselves are
+# checked on every call.
+_GEOMETRY_CACHE_LIMIT = 4096
+_geometry_cache: dict = {}
+
+
+def _plain(args) -> bool:
+    """Every argument an int, a str, None, or a tuple of ints / of pairs of ints."""
+    for v in args:
+        t = type(v)
+        if t is int or t is str or v is None:
+            continue
+        if t is not tuple:
+            return False
+        for e in v:
+            if type(e) is not int and not (type(e) is tuple and all(type(q) is int for q in e)):
+                return False
+    return True
+
+
+def _cached_geometry(key, args, compute):
+    """``compute()`` memoised under ``key + args`` when the user arguments ``args`` are plain
+    (the rest of the key is shapes, always tuples of ints)."""
+    plain = _plain(args)
+    hit = _geometry_cache.get(key + args) if plain else None
+    if hit is None:
+        hit = compute()
+        if plain:
+            if len(_geometry_cache) >= _GEOMETRY_CACHE_LIMIT:
+                _geometry_cache.clear()
+            _geometry_cache[key + args] = hit
+    return hit
+
+
+def _conv_signature(op, x, w, groups, strides, padding, dilation):
+    """(groups, strides, (ho, wo, pt, pl)) for conv2d / conv2d_backward, validated."""
+    def compute():
+        _check_kernel(w, op)
+        n, h, wd, c = x.shape
+        kh, kw = w.shape[:2]
+        g = _check_groups(c, w, groups, op)
+        s = as_pair(strides, op, "strides", minimum=1)
+        d = as_pair(dilation, op, "dilation", minimum=1)
+        s = _normalise(h, wd, kh, kw, s, padding, d, op)
+        return g, s, d, _conv_geometry(h, wd, kh, kw, s, padding, d, op)
+    return _cached_geometry((op, x.shape, w.shape), (groups, strides, padding, dilation), compute)
+
 
 def conv2d_output_shape(input_shape, kernel_shape, strides=(1, 1), padding="valid",
                         dilation=(1, 1)):
@@ -275,16 +325,12 @@ def conv2d(x, w, bias=None, strides=(1, 1), padding="valid", dilation=(1, 1), gr
     op = "conv2d"
     x = as_float32(x, op, "x", ndim=4)
     w = as_float32(w, op, "w", ndim=4)
-    _check_kernel(w, op)
     n, h, wd, c = x.shape
-    kh, kw, _, cout = w.shape
-    groups = _check_groups(c, w, groups, op)
+    cout = w.shape[3]
+    groups, strides, dilation, (ho, wo, pt, pl) = _conv_signature(op, x, w, groups, strides,
+                                                                  padding, dilation)
     bias = _check_bias(bias, cout, op)
     act = _activation(activation, op)
-    strides = as_pair(strides, op, "strides", minimum=1)
-    dilation = as_pair(dilation, op, "dilation", minimum=1)
-    strides = _normalise(h, wd, kh, kw, strides, padding, dilation, op)
-    ho, wo, pt, pl = _conv_geometry(h, wd, kh, kw, strides, padding, dilation, op)
     out = check_out(out, (n, ho, wo, cout), op, inputs=(x, w, bias))
     if out.size == 0:
         return out
@@ -313,14 +359,10 @@ def conv2d_backward(dy, x, w, strides=(1, 1), padding="valid", dilation=(1, 1), 
     x = as_float32(x, op, "x", ndim=4)
     w = as_float32(w, op, "w", ndim=4)
     dy = as_float32(dy, op, "dy", ndim=4)
-    _check_kernel(w, op)
     n, h, wd, c = x.shape
-    kh, kw, _, cout = w.shape
-    groups = _check_groups(c, w, groups, op)
-    strides = as_pair(strides, op, "strides", minimum=1)
-    dilation = as_pair(dilation, op, "dilation", minimum=1)
-    strides = _normalise(h, wd, kh, kw, strides, padding, dilation, op)
-    ho, wo, pt, pl = _conv_geometry(h, wd, kh, kw, strides, padding, dilation, op)
+    cout = w.shape[3]
+    groups, strides, dilation, (ho, wo, pt, pl) = _conv_signature(op, x, w, groups, strides,
+                                                                  padding, dilation)
     if dy.shape != (n, ho, wo, cout):
         raise ValueError(f"{op}: dy must have the conv2d output shape {(n, ho, wo, cout)}, "
                          f"got {dy.shape}")
