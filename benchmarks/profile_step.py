@@ -59,6 +59,9 @@ def _kernel_flops(name, args):
         if name == "conv2d_fwd":       # (x, w, bias, y, hp, act)
             w, y = args[1], args[3]
             return 2.0 * np.prod(y.shape) * w.shape[0] * w.shape[1] * w.shape[2]
+        if name == "conv2d_fwd_maxpool":  # (x, w, bias, conv_out_shape, hp, act, pool, y, ...)
+            w, z_shape = args[1], args[3]
+            return 2.0 * np.prod(z_shape) * w.shape[0] * w.shape[1] * w.shape[2]
         if name == "conv2d_bwd_data":  # (dy, w, dx, hp)
             dy, w = args[0], args[1]
             return 2.0 * np.prod(dy.shape) * w.shape[0] * w.shape[1] * w.shape[2]
@@ -77,6 +80,8 @@ def _shape_key(name, args):
         shape = getattr(a, "shape", None)
         if shape is not None and len(shape) > 1:
             shapes.append("x".join(str(s) for s in shape))
+    if name == "conv2d_fwd_maxpool" and len(args) > 3:   # input, weights, conv output
+        shapes = shapes[:2] + ["x".join(str(s) for s in args[3])]
     if name == "sgemm" and len(args) > 1:
         shapes.insert(0, f"{'T' if args[0] else 'N'}{'T' if args[1] else 'N'}")
     return " ".join(shapes[:3])

@@ -69,6 +69,10 @@ REGISTRY = {
     "conv2d": (lambda r: dict(x=_img(r), w=r.standard_normal((3, 2, 3, 4)).astype(F32),
                               bias=r.standard_normal(4).astype(F32), padding="same", out=None),
                {"x": "f", "w": "f", "bias": "f", "out": "out"}),
+    "conv2d_max_pool2d": (lambda r: dict(x=_img(r), w=r.standard_normal((3, 2, 3, 4)).astype(F32),
+                                         bias=r.standard_normal(4).astype(F32), padding="same",
+                                         activation="relu", return_argmax=True),
+                          {"x": "f", "w": "f", "bias": "f"}),
     "conv2d_backward": (lambda r: dict(dy=_img(r, (2, 4, 4, 4)), x=_img(r), w=r.standard_normal((3, 2, 3, 4)).astype(F32)),
                         {"dy": "f", "x": "f", "w": "f"}),
     "conv2d_output_shape": (lambda r: dict(input_shape=(2, 6, 5, 3), kernel_shape=(3, 2, 3, 4)), {}),
@@ -417,6 +421,8 @@ HUGE_ALLOCATIONS = {  # outputs of 2**63 elements and more from small inputs
     "global_max_pool2d_backward": lambda: ops.global_max_pool2d_backward(np.ones((2, 3), F32), np.zeros((2, 3), np.int32),
                                                                           (2, 2**40, 2**40, 3)),
     "conv2d": lambda: ops.conv2d(np.ones((1, 2, 2, 1), F32), np.ones((1, 1, 1, 1), F32), padding=2**30),
+    "conv2d_max_pool2d": lambda: ops.conv2d_max_pool2d(np.ones((1, 2, 2, 1), F32), np.ones((1, 1, 1, 1), F32),
+                                                       padding=2**30, pool_size=1),
 }
 
 

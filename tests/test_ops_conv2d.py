@@ -636,3 +636,59 @@ def test_force_algorithm_rejects_unknown_name():
     with pytest.raises(ValueError, match="force_algorithm: name must be one of"):
         with _conv.force_algorithm("fft"):
             pass
+
+
+# --------------------------------------------------------------------------------------------
+# conv2d_max_pool2d: one pass, bit-identical to conv2d followed by max_pool2d
+
+FUSED_CASES = [
+    # n, h, w, c, k, cout, conv padding, pool_size, pool_strides, pool_padding, algo
+    (5, 28, 28, 1, 3, 32, "valid", 2, None, "valid", "auto"),      # MNIST first layer
+    (3, 13, 13, 32, 3, 64, "valid", 2, None, "valid", "winograd"),
+    (3, 13, 13, 32, 3, 64, "valid", 2, None, "valid", "igemm"),
+    (2, 15, 17, 3, 3, 5, "same", 3, 1, "same", "auto"),             # overlapping windows
+    (1, 7, 9, 16, 5, 4, "valid", (1, 2), None, "same", "auto"),     # few outputs, odd sizes
+    (2, 20, 20, 2, 3, 6, "valid", 17, 1, "valid", "auto"),          # 289-cell window: int32 argmax
+]
+
+
+@pytest.mark.parametrize("case", FUSED_CASES, ids=lambda c: "x".join(map(str, c[:6])) + f"-{c[-1]}")
+@pytest.mark.parametrize("activation", ["relu", None])
+def test_conv2d_max_pool2d_equals_separate_ops(case, activation, isa, threads, rng):
+    n, h, w, c, k, co, pad, ps, pst, pp, algo = case
+    x, wt, b = rand(rng, n, h, w, c), rand(rng, k, k, c, co), rand(rng, co)
+    with _conv.force_algorithm(algo):
+        z = ops.conv2d(x, wt, b, padding=pad, activation=activation)
+        y0, a0 = ops.max_pool2d(z, ps, pst, pp, return_argmax=True)
+        y1, a1 = ops.conv2d_max_pool2d(x, wt, b, padding=pad, activation=activation, pool_size=ps,
+                                       pool_strides=pst, pool_padding=pp, return_argmax=True)
+        y2 = ops.conv2d_max_pool2d(x, wt, b, padding=pad, activation=activation, pool_size=ps,
+                                   pool_strides=pst, pool_padding=pp)
+    assert a1.dtype == a0.dtype
+    np.testing.assert_array_equal(y1, y0)
+    np.testing.assert_array_equal(a1, a0)
+    np.testing.assert_array_equal(y2, y0)
+    ref_z = ref.conv2d(x, wt, b, (1, 1), ref.pads_for(pad, x.shape, wt.shape, (1, 1), (1, 1)), (1, 1), 1,
+                       relu=activation == "relu")
+    close(z, ref_z)
+
+
+def test_conv2d_max_pool2d_degenerate_and_grouped(rng):
+    x, w = rand(rng, 2, 6, 6, 4), rand(rng, 3, 3, 1, 8)
+    grouped = ops.conv2d_max_pool2d(x, w, groups=4)               # depthwise: two passes inside
+    np.testing.assert_array_equal(grouped, ops.max_pool2d(ops.conv2d(x, w, groups=4)))
+    assert ops.conv2d_max_pool2d(rand(rng, 0, 6, 6, 4), rand(rng, 3, 3, 4, 8)).shape == (0, 2, 2, 8)
+    no_input = ops.conv2d_max_pool2d(rand(rng, 1, 6, 6, 0), rand(rng, 3, 3, 0, 3), bias=np.ones(3, np.float32))
+    np.testing.assert_array_equal(no_input, np.ones((1, 2, 2, 3), np.float32))
+
+
+def test_conv2d_max_pool2d_bad_input_names_the_op(rng):
+    x, w = rand(rng, 1, 6, 6, 2), rand(rng, 3, 3, 2, 4)
+    with pytest.raises(ValueError, match="conv2d_max_pool2d.*pool_size 5 does not fit"):
+        ops.conv2d_max_pool2d(x, w, pool_size=5)
+    with pytest.raises(ValueError, match="conv2d_max_pool2d.*channel mismatch"):
+        ops.conv2d_max_pool2d(x, rand(rng, 3, 3, 3, 4))
+    with pytest.raises(ValueError, match="conv2d_max_pool2d.*padding"):
+        ops.conv2d_max_pool2d(x, w, pool_padding="full")
+    with pytest.raises(TypeError, match="conv2d_max_pool2d.*x"):
+        ops.conv2d_max_pool2d(x.astype(complex), w)

@@ -40,12 +40,11 @@
 #include "cnnfast/conv.h"
 #include "runtime/cf_internal.h"
 #include "cf_conv_internal.h"
+#include "pool/cf_pool_internal.h"
 
 #define CF_CONV_SERIAL_FLOPS 1.0e6   /* below this, one thread: fork/join costs more */
 #define CF_CONV_BWF_PIXELS 256       /* target output pixels per backward-filter work item */
 #define CF_WINO_MIN_CHANNELS 16      /* auto-select Winograd when cin and cout are at least this */
-#define CF_WINO_MIN_TILES 256       /* auto-select Winograd from this many 2x2 tiles per call */
-#define CF_WINO_MIN_GAIN 1.6         /* ... and when the tiles waste little of its 2.25x */
 #define CF_WINO_FWD_TILES 48         /* target 2x2 tiles per Winograd forward work item */
 #define CF_WINO_BWF_TILES 64         /* target 2x2 tiles per Winograd backward-filter work item */
 
@@ -78,19 +77,27 @@ static int params_ok(const cf_conv2d_params *p) {
 
 /* Winograd F(2x2, 3x3) when the shape allows it, both channel counts are large enough for the
  * transforms (O(c + k) per tile) to be small next to the 16 GEMMs (O(c * k) per tile), there are
- * enough tiles to amortise the weight transform (O(c * k) per call), and the 2x2 tiles cover
- * the output well enough to keep most of the 2.25x: a 3x3 output needs four tiles for nine
- * pixels (1.27x), so there the implicit GEMM wins. Measured crossovers (AVX-512, 1 thread):
- * 13x13x32->64 at 288 tiles 0.93x of the implicit GEMM's time, at 144 tiles 1.13x; 5x5x64->64
- * (3x3 output) 1.14x even at 256 tiles; batch 1 of it 8x. */
-static int use_winograd(const cf_conv2d_params *p) {
+ * enough tiles to amortise the weight transform (O(c * k) per call), and the 2x2 tiles cover the
+ * output well enough to keep most of the 2.25x ("gain": a 3x3 output needs four tiles for nine
+ * pixels, 1.27x). The thresholds differ by direction, from measured crossovers (AVX-512, 1
+ * thread, ms implicit GEMM / Winograd):
+ *   forward: 64x13x13x32->64 (2304 tiles, gain 1.89) 2.6 / 2.1; 4x12x12x256->256 (144 tiles)
+ *     5.1 / 5.4; 64x5x5x64->64 (gain 1.27) 0.50 / 0.55; batch 1 of it 0.02 / 0.16;
+ *   backward-data: 64x5x5x64->64 0.72 / 0.59; 4x12x12x256->256 6.2 / 5.5;
+ *   backward-filter: gain 1.89 (64x13x13x32->64) 2.9 / 3.0; gain 2.25 (64x26x26x32->32,
+ *     16x16x16x128->128, 8x56x56x64->64) 1.5-1.8x faster with Winograd. */
+typedef enum { WINO_FWD, WINO_BWD_DATA, WINO_BWD_FILTER } wino_direction;
+
+static int use_winograd(const cf_conv2d_params *p, wino_direction dir) {
+    static const double min_tiles[] = {256, 128, 128}, min_gain[] = {1.6, 1.2, 2.0};
     if (p->algo == CF_CONV_ALGO_WINOGRAD) return 1;
     if (p->algo != CF_CONV_ALGO_AUTO || !winograd_applies(p)) return 0;
     if (p->c < CF_WINO_MIN_CHANNELS || p->cout < CF_WINO_MIN_CHANNELS) return 0;
     const int64_t nty = (p->ho + 1) / 2, ntx = (p->wo + 1) / 2;
+    if (nty == 0 || ntx == 0) return 0;
     const double tiles = (double)p->n * (double)nty * (double)ntx;
     const double gain = 2.25 * (double)(p->ho * p->wo) / (4.0 * (double)(nty * ntx));
-    return tiles >= CF_WINO_MIN_TILES && gain >= CF_WINO_MIN_GAIN;
+    return tiles >= min_tiles[dir] && gain >= min_gain[dir];
 }
 
 /* Depthwise loops when every group has one input channel and a small multiplier; the implicit
@@ -221,11 +228,12 @@ static void wino_weights(const float *w, int64_t wc, int64_t wk, int mode, int64
         }
 }
 
-/* Forward-style Winograd: y (n, ho, wo, k) from x (n, h, w, c) with tile origin (pt, pl). */
-static cf_status wino_forward(const cf_conv_kernels *K, int64_t n, const float *x, int64_t h,
-                              int64_t w, int64_t c, float *y, int64_t ho, int64_t wo, int64_t k,
-                              int64_t pt, int64_t pl, const float *wt, int64_t wc, int64_t wk,
-                              int flip_t, const float *bias, int relu, double flops) {
+/* Set up a forward-style Winograd problem (y (n, ho, wo, k) from x (n, h, w, c) with tile
+ * origin (pt, pl)) and transform the weights into workspace slot 0. */
+static cf_status wino_fwd_setup(const cf_conv_kernels *K, const float *x, int64_t h, int64_t w,
+                                int64_t c, float *y, int64_t ho, int64_t wo, int64_t k, int64_t pt,
+                                int64_t pl, const float *wt, int64_t wc, int64_t wk, int flip_t,
+                                const float *bias, int relu, cf_wino_fwd *qp) {
     cf_wino_fwd q;
     memset(&q, 0, sizeof q);
     q.nv = choose_nv(k, K);
@@ -238,6 +246,7 @@ static cf_status wino_forward(const cf_conv_kernels *K, int64_t n, const float *
     q.ho = ho;
     q.wo = wo;
     q.k = k;
+    q.y_sn = ho * wo * k;
     q.pt = pt;
     q.pl = pl;
     q.nty = (ho + 1) / 2;
@@ -253,6 +262,19 @@ static cf_status wino_forward(const cf_conv_kernels *K, int64_t n, const float *
     if (U == NULL) return CF_ERR_NOMEM;
     wino_weights(wt, wc, wk, flip_t, c, k, NB, U);
     q.u = U;
+    *qp = q;
+    return CF_OK;
+}
+
+/* Forward-style Winograd: y (n, ho, wo, k) from x (n, h, w, c) with tile origin (pt, pl). */
+static cf_status wino_forward(const cf_conv_kernels *K, int64_t n, const float *x, int64_t h,
+                              int64_t w, int64_t c, float *y, int64_t ho, int64_t wo, int64_t k,
+                              int64_t pt, int64_t pl, const float *wt, int64_t wc, int64_t wk,
+                              int flip_t, const float *bias, int relu, double flops) {
+    cf_wino_fwd q;
+    const cf_status st = wino_fwd_setup(K, x, h, w, c, y, ho, wo, k, pt, pl, wt, wc, wk, flip_t,
+                                        bias, relu, &q);
+    if (st != CF_OK) return st;
     const int64_t items = n * wino_blocks(q.nty, q.rows_per_block, q.ntx, q.cols_per_block);
     const int64_t ws_floats = cf_wino_ws_floats(q.rows_per_block * q.cols_per_block, q.cp, q.kp);
     const int nt = threads_for_work(items, flops);
@@ -440,18 +462,11 @@ static cf_status depthwise_fwd(const cf_conv_kernels *K, const cf_conv2d_params 
     return CF_OK;
 }
 
-cf_status cf_conv2d_fwd(const cf_conv2d_params *p, const float *x, const float *w, const float *bias,
-                        int activation, float *y) {
-    if (!params_ok(p) || (activation != CF_CONV_ACT_NONE && activation != CF_CONV_ACT_RELU))
-        return CF_ERR_ARGUMENT;
-    if (p->n == 0 || p->ho == 0 || p->wo == 0 || p->cout == 0) return CF_OK;
-    const cf_conv_kernels *K = kernels_for_isa();
-    const int relu = activation == CF_CONV_ACT_RELU;
-    if (use_depthwise(p, K)) return depthwise_fwd(K, p, x, w, bias, relu, y);
-    if (use_winograd(p))
-        return wino_forward(K, p->n, x, p->h, p->w, p->c, y, p->ho, p->wo, p->cout, p->pad_top,
-                            p->pad_left, w, p->c, p->cout, 0, bias, relu, conv_flops(p));
-
+/* Pack the weights (workspace slot 0) and fill one gather problem per group (slot 2) for the
+ * implicit-GEMM forward into y, whose images are y_sn floats apart. NULL when out of memory. */
+static cf_conv_gather *igemm_fwd_setup(const cf_conv_kernels *K, const cf_conv2d_params *p,
+                                       const float *x, const float *w, const float *bias, int relu,
+                                       float *y, int64_t y_sn) {
     const int64_t G = p->groups, cig = p->c / G, cog = p->cout / G;
     const int dot = use_dot(cog, cig);
     const int nv = choose_nv(cog, K);
@@ -466,7 +481,7 @@ cf_status cf_conv2d_fwd(const cf_conv2d_params *p, const float *x, const float *
     const int64_t wfloats = in_place ? 0 : G * w_sg, bfloats = bias && !in_place ? G * nblocks * NB : 0;
     float *packed = (float *)cf_workspace(0, (size_t)(wfloats + bfloats) * sizeof(float));
     cf_conv_gather *probs = (cf_conv_gather *)cf_workspace(2, (size_t)G * sizeof(cf_conv_gather));
-    if (packed == NULL || probs == NULL) return CF_ERR_NOMEM;
+    if (packed == NULL || probs == NULL) return NULL;
 
     if (dot) {
         /* Pack W[i][j][ci][g*cog + o] into [g][i][j][o][kp], zero past cig. */
@@ -502,10 +517,10 @@ cf_status cf_conv2d_fwd(const cf_conv2d_params *p, const float *x, const float *
     for (int64_t g = 0; g < G; g++) {
         cf_conv_gather *q = &probs[g];
         memset(q, 0, sizeof *q);
-        q->y = y + g * cog;
+        q->y = y ? y + g * cog : NULL;  /* NULL: the caller sets it per image */
         q->y_rows = p->ho;
         q->y_cols = p->wo;
-        q->y_sn = p->ho * p->wo * p->cout;
+        q->y_sn = y_sn;
         q->y_sr = p->wo * p->cout;
         q->y_sc = p->cout;
         q->nout = cog;
@@ -534,7 +549,102 @@ cf_status cf_conv2d_fwd(const cf_conv2d_params *p, const float *x, const float *
         q->dot = dot;
         q->w_so = kp;
     }
-    return run_gather(K, probs, G, p->n, conv_flops(p));
+    return probs;
+}
+
+cf_status cf_conv2d_fwd(const cf_conv2d_params *p, const float *x, const float *w, const float *bias,
+                        int activation, float *y) {
+    if (!params_ok(p) || (activation != CF_CONV_ACT_NONE && activation != CF_CONV_ACT_RELU))
+        return CF_ERR_ARGUMENT;
+    if (p->n == 0 || p->ho == 0 || p->wo == 0 || p->cout == 0) return CF_OK;
+    const cf_conv_kernels *K = kernels_for_isa();
+    const int relu = activation == CF_CONV_ACT_RELU;
+    if (use_depthwise(p, K)) return depthwise_fwd(K, p, x, w, bias, relu, y);
+    if (use_winograd(p, WINO_FWD))
+        return wino_forward(K, p->n, x, p->h, p->w, p->c, y, p->ho, p->wo, p->cout, p->pad_top,
+                            p->pad_left, w, p->c, p->cout, 0, bias, relu, conv_flops(p));
+    const cf_conv_gather *probs = igemm_fwd_setup(K, p, x, w, bias, relu, y, p->ho * p->wo * p->cout);
+    if (probs == NULL) return CF_ERR_NOMEM;
+    return run_gather(K, probs, p->groups, p->n, conv_flops(p));
+}
+
+/* Convolution and max-pooling, one image at a time per thread: the image's convolution output
+ * goes to a per-thread buffer (ho x wo x cout floats: 86 KB for the 26x26x32 first layer of
+ * the MNIST tutorial) that is pooled while it is still in L2, so the full-size activation is
+ * never written to memory nor read back. Weights are packed / transformed once per call. */
+cf_status cf_conv2d_fwd_maxpool(const cf_conv2d_params *p, const float *x, const float *w,
+                                const float *bias, int activation, const cf_pool2d_shape *pool,
+                                float *y, void *argmax, int index_bytes) {
+    if (!params_ok(p) || (activation != CF_CONV_ACT_NONE && activation != CF_CONV_ACT_RELU))
+        return CF_ERR_ARGUMENT;
+    if (pool == NULL || !cf_maxpool2d_fwd_args_ok(pool, argmax ? index_bytes : 4) ||
+        pool->n != p->n || pool->h != p->ho || pool->w != p->wo || pool->c != p->cout)
+        return CF_ERR_ARGUMENT;
+    if (p->n == 0 || pool->ho == 0 || pool->wo == 0 || p->cout == 0) return CF_OK;
+    if (p->c == 0 || y == NULL) return CF_ERR_ARGUMENT;  /* no input channels: the caller's case */
+    const cf_conv_kernels *K = kernels_for_isa();
+    if (use_depthwise(p, K)) return CF_ERR_ARGUMENT;
+    const cf_pool_kernels *P = cf_pool_kernels_active();
+    const int relu = activation == CF_CONV_ACT_RELU;
+    const int wino = use_winograd(p, WINO_FWD);
+    const int64_t z_floats = p->ho * p->wo * p->cout;
+    const int64_t y_image = pool->ho * pool->wo * pool->c;
+    cf_wino_fwd wq;
+    const cf_conv_gather *probs = NULL;
+    int64_t scratch_floats, wino_items = 0;
+    if (wino) {
+        const cf_status st = wino_fwd_setup(K, x, p->h, p->w, p->c, NULL, p->ho, p->wo, p->cout,
+                                            p->pad_top, p->pad_left, w, p->c, p->cout, 0, bias,
+                                            relu, &wq);
+        if (st != CF_OK) return st;
+        wq.y_sn = 0;
+        wino_items = wino_blocks(wq.nty, wq.rows_per_block, wq.ntx, wq.cols_per_block);
+        scratch_floats = cf_wino_ws_floats(wq.rows_per_block * wq.cols_per_block, wq.cp, wq.kp);
+    } else {
+        probs = igemm_fwd_setup(K, p, x, w, bias, relu, NULL, 0);
+        if (probs == NULL) return CF_ERR_NOMEM;
+        const int rmax = probs[0].dot ? K->dot_rows[probs[0].nout] : K->max_rows[probs[0].nv];
+        scratch_floats = 1;
+        for (int64_t g = 0; g < p->groups; g++)
+            scratch_floats = CF_MAX(scratch_floats, cf_conv_tilebuf_floats(&probs[g], rmax));
+    }
+    const int nt = threads_for_work(p->n, conv_flops(p));
+    int failed = 0;
+#ifdef CNNFAST_HAVE_OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+    {
+        CF_FTZ_BEGIN;
+        const cf_range rg = cf_split(p->n, cf_thread_id(), cf_thread_count());
+        float *scratch = (float *)cf_workspace(1, (size_t)scratch_floats * sizeof(float));
+        float *z = (float *)cf_workspace(3, (size_t)z_floats * sizeof(float));
+        if (scratch == NULL || z == NULL) {
+#ifdef CNNFAST_HAVE_OPENMP
+#pragma omp atomic write
+#endif
+            failed = 1;
+        } else {
+            cf_pool2d_shape one = *pool;
+            one.n = 1;
+            cf_wino_fwd mine = wq;
+            mine.y = z;
+            for (int64_t i = rg.begin; i < rg.end; i++) {
+                if (wino) {
+                    K->wino_fwd_items(&mine, i * wino_items, (i + 1) * wino_items, scratch);
+                } else {
+                    for (int64_t g = 0; g < p->groups; g++) {
+                        cf_conv_gather q = probs[g];
+                        q.y = z + g * (p->cout / p->groups);
+                        K->gather_rows(&q, i * p->ho, (i + 1) * p->ho, scratch);
+                    }
+                }
+                void *am = argmax ? (char *)argmax + i * y_image * index_bytes : NULL;
+                P->maxpool_fwd_rows(&one, z, y + i * y_image, am, index_bytes, 0, pool->ho);
+            }
+        }
+        CF_FTZ_END;
+    }
+    return failed ? CF_ERR_NOMEM : CF_OK;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -593,7 +703,7 @@ static cf_status bwd_data_impl(const cf_conv2d_params *p, const float *dy, const
         return depthwise_bwd_data(K, p, dy, w, dx);
     }
     if (p->algo == CF_CONV_ALGO_DEPTHWISE) return CF_ERR_ARGUMENT;
-    if (use_winograd(p) && p->ho > 0 && p->wo > 0 && p->cout > 0) {
+    if (use_winograd(p, WINO_BWD_DATA) && p->ho > 0 && p->wo > 0 && p->cout > 0) {
         /* By transposition when every thread gets whole images: it computes only the dy tiles
          * (ho x wo), where the forward-style form pays for the "full" padding ring around them. */
         const int nt = threads_for_work(p->n, conv_flops(p));
@@ -797,7 +907,7 @@ cf_status cf_conv2d_bwd_filter(const cf_conv2d_params *p, const float *x, const 
     }
     const cf_conv_kernels *K = kernels_for_isa();
     if (use_depthwise(p, K)) return depthwise_bwd_filter(K, p, x, dy, dw, db);
-    if (use_winograd(p)) return wino_bwd_filter(K, p, x, dy, dw, db);
+    if (use_winograd(p, WINO_BWD_FILTER)) return wino_bwd_filter(K, p, x, dy, dw, db);
 
     const int nv = choose_nv(cog, K);
     const int64_t NB = (int64_t)nv * K->vlen, cog_pad = CF_ROUND_UP(cog, NB);

@@ -67,6 +67,7 @@ typedef struct {
     int64_t h, w, c;
     float *y;                       /* output (n, ho, wo, k) */
     int64_t ho, wo, k;
+    int64_t y_sn;                   /* floats between output images: ho*wo*k, or 0 to reuse one */
     int64_t pt, pl;                 /* tile origin offsets (may be negative) */
     int64_t nty, ntx;               /* tiles per column / row */
     int64_t rows_per_block;         /* tile rows per block (work item) */

@@ -17,6 +17,8 @@ static const cf_pool_kernels *pool_table(void) {
     }
 }
 
+const cf_pool_kernels *cf_pool_kernels_active(void) { return pool_table(); }
+
 /* Every output window along one axis must contain at least one real cell. */
 static int axis_ok(int64_t size, int64_t out, int64_t k, int64_t stride, int64_t pad) {
     if (size < 0 || out < 0 || k < 1 || stride < 1 || pad < 0 || pad >= k) return 0;
@@ -34,6 +36,10 @@ static int empty_input(const cf_pool2d_shape *s) { return s->n == 0 || s->c == 0
 
 static int index_ok(const cf_pool2d_shape *s, int index_bytes) {
     return index_bytes == 4 || (index_bytes == 1 && s->ph * s->pw <= 256);
+}
+
+int cf_maxpool2d_fwd_args_ok(const cf_pool2d_shape *s, int index_bytes) {
+    return shape_ok(s) && index_ok(s, index_bytes);
 }
 
 cf_status cf_maxpool2d_fwd(const cf_pool2d_shape *s, const float *x, float *y, void *argmax, int index_bytes) {

@@ -148,3 +148,29 @@ def global_maxpool2d_bwd(const float[::1] dy, const int32_t[::1] argmax, float[:
     with nogil:
         st = cf_global_maxpool2d_bwd(dyp, ap, dxp, n, hw, c)
     check_status(st, "global_max_pool2d_backward")
+
+
+# Convolution followed by max pooling (csrc/conv/cf_conv2d.c). It lives here because it needs
+# both the convolution declarations (_conv.pxi, included earlier) and cf_pool2d_shape.
+cdef extern from "cnnfast.h" nogil:
+    cf_status cf_conv2d_fwd_maxpool(const cf_conv2d_params *p, const float *x, const float *w,
+                                    const float *bias, int activation, const cf_pool2d_shape *pool,
+                                    float *y, void *argmax, int index_bytes)
+
+
+def conv2d_fwd_maxpool(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] bias,
+                       tuple conv_out_shape, tuple hp, int activation, tuple pool_geometry,
+                       float[::1] y, uint8_t[::1] argmax_bytes, int index_bytes):
+    """y, argmax := max_pool(act(conv2d(x, w) + bias)); conv_out_shape = (n, ho, wo, cout)."""
+    cdef cf_conv2d_params p = _conv_params(x.shape, w.shape, x.shape, w.shape[3], hp)
+    p.ho, p.wo = conv_out_shape[1], conv_out_shape[2]
+    cdef cf_pool2d_shape s = _pool_shape(pool_geometry)
+    cdef const float *xp = _cptr4(x)
+    cdef const float *wp = _cptr4(w)
+    cdef const float *bp = _cptr1(bias)
+    cdef float *yp = _f32_or_null(y)
+    cdef void *ap = _u8_or_null(argmax_bytes)
+    cdef cf_status st
+    with nogil:
+        st = cf_conv2d_fwd_maxpool(&p, xp, wp, bp, activation, &s, yp, ap, index_bytes)
+    check_status(st, "conv2d_max_pool2d")

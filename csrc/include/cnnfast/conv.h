@@ -30,6 +30,7 @@
 #define CNNFAST_CONV_H
 
 #include "cnnfast/runtime.h"
+#include "cnnfast/pool.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -69,6 +70,21 @@ cf_status cf_conv2d_fwd(
         const float *bias,            /* (cout,), or NULL for no bias */
         int activation,               /* CF_CONV_ACT_NONE or CF_CONV_ACT_RELU */
         float *y);                    /* output, (n, ho, wo, cout); must not overlap the inputs */
+
+/* Convolution (+ bias, ReLU) then max pooling, without writing the convolution output: each
+ * image's activation is pooled from a per-thread buffer while it is in cache. Same results as
+ * cf_conv2d_fwd followed by cf_maxpool2d_fwd, bit for bit. Not for depthwise problems
+ * (CF_ERR_ARGUMENT), nor for c == 0 (no input channels; the caller fills bias-only results). */
+cf_status cf_conv2d_fwd_maxpool(
+        const cf_conv2d_params *p,    /* the convolution, as for cf_conv2d_fwd */
+        const float *x,               /* input, (n, h, w, c) */
+        const float *w,               /* weights, (kh, kw, c / groups, cout) */
+        const float *bias,            /* (cout,), or NULL */
+        int activation,               /* CF_CONV_ACT_NONE or CF_CONV_ACT_RELU */
+        const cf_pool2d_shape *pool,  /* pooling of the (n, ho, wo, cout) convolution output */
+        float *y,                     /* pooled output, (n, pool->ho, pool->wo, cout) */
+        void *argmax,                 /* window-cell indices as cf_maxpool2d_fwd writes them, or NULL */
+        int index_bytes);             /* 1 (uint8) or 4 (int32) */
 
 /* Gradient of the loss with respect to the input: dx = conv2d_fwd^T(dy). Every element of dx is
  * written (pixels no output depends on get 0). */

@@ -24,9 +24,9 @@ import math
 import numpy as np
 
 from .. import _kernels
-from ._checks import as_float32, as_int, as_pair, check_choice, check_out
+from ._checks import as_float32, as_int, as_pair, check_choice, check_out, check_size
 
-__all__ = ["conv2d", "conv2d_backward", "conv2d_output_shape", "conv2d_transpose",
+__all__ = ["conv2d", "conv2d_max_pool2d", "conv2d_backward", "conv2d_output_shape", "conv2d_transpose",
            "conv2d_transpose_backward", "conv2d_transpose_output_shape", "correlate2d",
            "convolve2d"]
 
@@ -338,6 +338,48 @@ def conv2d(x, w, bias=None, strides=(1, 1), padding="valid", dilation=(1, 1), gr
         return _fill_no_input(out, bias, act)
     _kernels.conv2d_fwd(x, w, bias, out, _params(strides, (pt, pl), dilation, groups), act)
     return out
+
+
+def conv2d_max_pool2d(x, w, bias=None, strides=(1, 1), padding="valid", dilation=(1, 1), groups=1,
+                      activation=None, pool_size=(2, 2), pool_strides=None, pool_padding="valid",
+                      return_argmax=False):
+    """``max_pool2d(conv2d(x, w, ...), pool_size, pool_strides, pool_padding)`` in one pass.
+
+    The convolution output of each image is pooled from a per-thread buffer while it is still in
+    cache, so the full-size activation (often the largest array of a small CNN) is never
+    written out nor read back. Results are bit-identical to the two separate calls, argmax
+    included (see :func:`cnnfast.ops.max_pool2d`). Arguments are those of :func:`conv2d` and,
+    prefixed ``pool_``, those of :func:`cnnfast.ops.max_pool2d`.
+
+    Returns:
+        ``y`` of shape ``(N, Hp, Wp, Cout)``, or ``(y, argmax)``.
+    """
+    from ._pool import _U8_MAX_CELLS, _geometry, _index_bytes, _raw, max_pool2d
+    op = "conv2d_max_pool2d"
+    x = as_float32(x, op, "x", ndim=4)
+    w = as_float32(w, op, "w", ndim=4)
+    n, h, wd, c = x.shape
+    cout = w.shape[3]
+    groups, strides, dilation, (ho, wo, pt, pl) = _conv_signature(op, x, w, groups, strides,
+                                                                  padding, dilation)
+    bias = _check_bias(bias, cout, op)
+    act = _activation(activation, op)
+    check_size((n, ho, wo, cout), op)
+    g = _geometry(op, (n, ho, wo, cout), pool_size, pool_strides, pool_padding)
+    if groups != 1 or c == 0 or n * ho * wo * cout == 0:   # depthwise / degenerate: two passes
+        z = conv2d(x, w, bias, strides, padding, dilation, groups, activation)
+        return max_pool2d(z, pool_size, pool_strides, pool_padding, return_argmax)
+    out_shape = check_size((g[0], g[4], g[5], g[3]), op)
+    y = np.empty(out_shape, dtype=np.float32)
+    argmax = None
+    if return_argmax:
+        argmax = np.empty(out_shape, dtype=np.uint8 if g[6] * g[7] <= _U8_MAX_CELLS else np.int32)
+    if y.size:
+        _kernels.conv2d_fwd_maxpool(x, w, bias, (n, ho, wo, cout),
+                                    _params(strides, (pt, pl), dilation, groups), act, g,
+                                    y.reshape(-1), None if argmax is None else _raw(argmax),
+                                    4 if argmax is None else _index_bytes(argmax))
+    return (y, argmax) if return_argmax else y
 
 
 def conv2d_backward(dy, x, w, strides=(1, 1), padding="valid", dilation=(1, 1), groups=1,
