@@ -184,18 +184,20 @@ def test_fused_softmax_crossentropy_equals_unfused(rng):
 
 
 @pytest.mark.parametrize("pool", [dict(), dict(pool_size=3, strides=1), dict(pool_size=3, strides=2, padding="same")])
-def test_relu_derivative_moved_into_the_max_pool_equals_unfused(rng, pool):
-    """Conv2D(relu) -> MaxPooling2D masks the gradient at the pooled size (see
-    Model._mark_relu_pool_pairs): bit-identical to ReLU's own backward, and only where the conv
-    output feeds nothing but the pool."""
+@pytest.mark.parametrize("activation", ["relu", None])
+def test_conv_pool_fusions_equal_unfused(rng, pool, activation, threads):
+    """Conv2D(relu) -> MaxPooling2D runs as one conv2d_max_pool2d call and masks the gradient at
+    the pooled size (see Model._mark_pool_fusions): bit-identical to separate layers, and only
+    where the conv output feeds nothing but the pool."""
     x = rng.standard_normal((3, 9, 9, 2)).astype(np.float32)
     y = rng.integers(0, 3, 3)
 
     def build(relu_layer):
         cnnfast.utils.set_random_seed(5)
-        body = [layers.Conv2D(6, 3, activation=None if relu_layer else "relu",
+        body = [layers.Conv2D(6, 3, activation=None if relu_layer else activation,
                               bias_initializer="random_normal")]
-        body += [layers.ReLU()] if relu_layer else []
+        body += [layers.ReLU()] if relu_layer and activation else []
+        body += [layers.Activation("linear")] if relu_layer and not activation else []
         return models.Sequential([layers.Input((9, 9, 2)), *body, layers.MaxPooling2D(**pool),
                                   layers.Flatten(), layers.Dense(3, activation="softmax")])
 
@@ -205,11 +207,14 @@ def test_relu_derivative_moved_into_the_max_pool_equals_unfused(rng, pool):
     plain.set_weights(fused.get_weights())
     (lf, gf), (lp, gp) = fused._gradients(x, y), plain._gradients(x, y)
     ctxs = fused._contexts("train")
-    assert ctxs[0].get("relu_grad_premasked") and ctxs[1].get("mask_relu_grad")
-    assert not any(c.get("relu_grad_premasked") for c in plain._contexts("train"))
+    assert ctxs[0].get("fuse_pool") is not None
+    assert bool(ctxs[0].get("relu_grad_premasked")) == (activation == "relu")
+    assert not any(c.get("relu_grad_premasked") or c.get("fuse_pool") for c in plain._contexts("train"))
     assert lf == lp
     for a, b in zip(gf, gp):
         np.testing.assert_array_equal(a, b)
+    for batch in (x, x[:1]):   # batch 1 < 2 threads takes the unfused path
+        np.testing.assert_array_equal(fused.predict(batch, verbose=0), plain.predict(batch, verbose=0))
 
 
 def test_relu_pool_pairing_skips_shared_outputs(rng):

@@ -17,6 +17,7 @@ import numpy as np
 from .. import initializers as _initializers
 from .. import ops
 from ..ops._checks import as_int, as_pair, check_choice
+from ..runtime import get_num_threads
 from .base import Layer, buffer, grad_target
 from .core import ActivationMixin, _reject_unsupported
 
@@ -167,13 +168,36 @@ class Conv2D(_BaseConv):
             shape = ctx[("out_shape", x.shape)] = (x.shape[0], ho, wo, channels)
         return buffer(ctx, "z", shape)
 
+    # A model may let this layer pool its output for the MaxPooling2D after it (ctx["fuse_pool"],
+    # see Model._mark_pool_fusions).
+    _fuses_max_pool = True
+
     def forward(self, x, training, ctx):
+        fuse = ctx.get("fuse_pool")
+        if fuse is not None and x.shape[0] >= get_num_threads():
+            return self._forward_pooled(x, training, ctx, *fuse)
         z = ops.conv2d(x, self.kernel.value, bias=None if self.bias is None else self.bias.value,
                        strides=self.strides, padding=self.padding, dilation=self.dilation_rate,
                        groups=self.groups, activation=self._fused_activation,
                        out=self._out_buffer(ctx, x, self.filters))
         ctx["x"] = x
         return self._activate(z, ctx)
+
+    def _forward_pooled(self, x, training, ctx, pool, pool_ctx):
+        """Convolution and the next layer's max-pool in one pass; the pool layer passes the
+        result on. Images are split over the threads, hence only for batches >= threads."""
+        res = ops.conv2d_max_pool2d(
+            x, self.kernel.value, bias=None if self.bias is None else self.bias.value,
+            strides=self.strides, padding=self.padding, dilation=self.dilation_rate,
+            groups=self.groups, activation=self._fused_activation, return_argmax=training,
+            pool_size=pool.pool_size, pool_strides=pool.strides, pool_padding=pool.padding)
+        y = res[0] if training else res
+        if training:
+            pool_ctx["argmax"], pool_ctx["y"] = res[1], y
+            pool_ctx["shape"] = (x.shape[0],) + self._spatial_out(x.shape) + (self.filters,)
+        pool_ctx["pooled_by_conv"] = y
+        ctx["x"] = x
+        return y
 
     def backward(self, dy, ctx, need_dx):
         dz = self._activation_backward(dy, ctx)
@@ -238,6 +262,8 @@ class DepthwiseConv2D(Conv2D):
     def _kernel_value(self):
         kh, kw, cin, dm = self.kernel.value.shape
         return self.kernel.value.reshape(kh, kw, 1, cin * dm)
+
+    _fuses_max_pool = False
 
     def _conv_groups(self, x):
         return x.shape[-1]

@@ -71,6 +71,9 @@ class MaxPooling2D(_Pooling2D):
     _masks_relu_grad = True
 
     def forward(self, x, training, ctx):
+        fused = ctx.pop("pooled_by_conv", None)
+        if fused is not None and fused is x:   # the conv before it already pooled (and set argmax)
+            return x
         if not training:
             return ops.max_pool2d(x, **self._args())
         y, argmax = ops.max_pool2d(x, return_argmax=True, **self._args())

@@ -215,15 +215,20 @@ class Model(Trainer, Layer):
         ctxs = self._ctxs.get(mode)
         if ctxs is None:
             ctxs = self._ctxs[mode] = [{"node_index": i} for i in range(len(self._plan))]
-            self._mark_relu_pool_pairs(ctxs)
+            self._mark_pool_fusions(ctxs)
         return ctxs
 
-    def _mark_relu_pool_pairs(self, ctxs):
-        """Move the ReLU derivative of a layer whose output only feeds a max-pool to the pooled
-        side: the gradient reaching the pool's argmax cell is kept iff the pooled value is > 0
-        (the pooled value *is* that cell's ReLU output), so masking ``dy`` before the pool's
-        backward gives the same result on a quarter of the elements (2x2 pools), and the
-        layer skips its own full-size ReLU backward pass."""
+    def _mark_pool_fusions(self, ctxs):
+        """Fuse a layer whose output feeds nothing but a max-pool with that pool.
+
+        * ReLU derivative: the gradient reaching the pool's argmax cell is kept iff the pooled
+          value is > 0 (the pooled value *is* that cell's ReLU output), so the pool masks ``dy``
+          on a quarter of the elements (2x2 pools) and the layer skips its full-size ReLU
+          backward (``relu_grad_premasked`` / ``mask_relu_grad``).
+        * Conv2D -> MaxPooling2D forward: the conv layer runs ``ops.conv2d_max_pool2d`` and hands
+          the pooled output and argmax to the pool (``fuse_pool``), so the full-size activation
+          is never stored. Its ReLU (if any) then must be differentiated on the pooled side, which
+          the first rule guarantees for the same pair."""
         consumers = {}
         for j, (_, ins, _, _) in enumerate(self._plan):
             for s in ins:
@@ -235,10 +240,13 @@ class Model(Trainer, Layer):
             i = producer.get(ins[0])
             if i is None or consumers[ins[0]] != [j] or ins[0] in self._output_slots:
                 continue
-            if getattr(self._plan[i][0], "_act_name", None) == "relu" and \
-                    hasattr(self._plan[i][0], "_activation_backward"):
+            producer_layer = self._plan[i][0]
+            act = getattr(producer_layer, "_act_name", None)
+            if act == "relu" and hasattr(producer_layer, "_activation_backward"):
                 ctxs[i]["relu_grad_premasked"] = True
                 ctxs[j]["mask_relu_grad"] = True
+            if getattr(producer_layer, "_fuses_max_pool", False) and act in ("relu", "linear"):
+                ctxs[i]["fuse_pool"] = (layer, ctxs[j])
 
     def _run_forward(self, xs, training, ctxs):
         vals = [None] * self._n_slots
