@@ -84,12 +84,12 @@ static int params_ok(const cf_conv2d_params *p) {
  *   forward: 64x13x13x32->64 (2304 tiles, gain 1.89) 2.6 / 2.1; 4x12x12x256->256 (144 tiles)
  *     5.1 / 5.4; 64x5x5x64->64 (gain 1.27) 0.50 / 0.55; batch 1 of it 0.02 / 0.16;
  *   backward-data: 64x5x5x64->64 0.72 / 0.59; 4x12x12x256->256 6.2 / 5.5;
- *   backward-filter: gain 1.89 (64x13x13x32->64) 2.9 / 3.0; gain 2.25 (64x26x26x32->32,
- *     16x16x16x128->128, 8x56x56x64->64) 1.5-1.8x faster with Winograd. */
+ *   backward-filter (interleaved runs, medians): 64x13x13x32->64 3.0 / 2.6, 64x15x15x32->64
+ *     4.2 / 3.4, 64x6x6x64->128 2.06 / 1.99, but 64x5x5x64->64 (gain 1.27) 0.82 / 1.10. */
 typedef enum { WINO_FWD, WINO_BWD_DATA, WINO_BWD_FILTER } wino_direction;
 
 static int use_winograd(const cf_conv2d_params *p, wino_direction dir) {
-    static const double min_tiles[] = {256, 128, 128}, min_gain[] = {1.6, 1.2, 2.0};
+    static const double min_tiles[] = {256, 128, 256}, min_gain[] = {1.6, 1.2, 1.6};
     if (p->algo == CF_CONV_ALGO_WINOGRAD) return 1;
     if (p->algo != CF_CONV_ALGO_AUTO || !winograd_applies(p)) return 0;
     if (p->c < CF_WINO_MIN_CHANNELS || p->cout < CF_WINO_MIN_CHANNELS) return 0;
