@@ -78,3 +78,38 @@ def test_conv2d(benchmark, name, pass_, impl, threads):
     benchmark.extra_info["gflop"] = mult * L["flops"] / 1e9
     rounds = 3 if (L["flops"] > 5e9 or impl == "numpy_im2col") else 10
     benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
+
+
+# Conv + bias + ReLU + 2x2 max-pool with argmax, as a training forward pass of the tutorial's
+# Conv2D -> MaxPooling2D pairs: cnnfast's one-pass op, cnnfast's two ops, PyTorch channels_last.
+POOL_LAYERS = ["28x28x1->32", "13x13x32->64", "32x32x3->32", "15x15x32->64"]
+POOL_IMPLS = ["cnnfast_fused", "cnnfast_separate", "torch_channels_last"]
+
+
+def conv_pool_fn(impl, L):
+    from cnnfast import ops
+    x, w, b = L["x"], L["w"], L["b"]
+    if impl == "cnnfast_fused":
+        return lambda: ops.conv2d_max_pool2d(x, w, b, activation="relu", return_argmax=True)
+    if impl == "cnnfast_separate":
+        z = ops.conv2d(x, w, b, activation="relu")
+        return lambda: ops.max_pool2d(ops.conv2d(x, w, b, activation="relu", out=z), return_argmax=True)
+    if cc.torch is None:
+        pytest.skip("PyTorch not installed")
+    torch = cc.torch
+    xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+    conv = torch.nn.Conv2d(w.shape[2], w.shape[3], w.shape[0]).to(memory_format=torch.channels_last)
+
+    def run():
+        with torch.no_grad():
+            return torch.nn.functional.max_pool2d(torch.relu(conv(xt)), 2, return_indices=True)
+    return run
+
+
+@pytest.mark.parametrize("impl", POOL_IMPLS)
+@pytest.mark.parametrize("name", POOL_LAYERS)
+def test_conv2d_relu_max_pool(benchmark, name, impl, threads):
+    L = layer(name, BATCH)
+    benchmark.group = f"{name} conv+relu+maxpool (threads={threads})"
+    benchmark.extra_info["gflop"] = L["flops"] / 1e9
+    benchmark.pedantic(conv_pool_fn(impl, L), rounds=10, iterations=1, warmup_rounds=1)
