@@ -240,6 +240,17 @@ def _cached_geometry(key, args, compute):
     return hit
 
 
+def _conv_forward_args(op, x, w, bias, strides, padding, dilation, groups, activation):
+    """The validated arguments of a forward convolution: x, w, bias, activation code, groups,
+    strides, dilation and (ho, wo, pad_top, pad_left)."""
+    x = as_float32(x, op, "x", ndim=4)
+    w = as_float32(w, op, "w", ndim=4)
+    groups, strides, dilation, geometry = _conv_signature(op, x, w, groups, strides, padding,
+                                                          dilation)
+    return (x, w, _check_bias(bias, w.shape[3], op), _activation(activation, op), groups, strides,
+            dilation, geometry)
+
+
 def _conv_signature(op, x, w, groups, strides, padding, dilation):
     """(groups, strides, (ho, wo, pt, pl)) for conv2d / conv2d_backward, validated."""
     def compute():
@@ -323,14 +334,9 @@ def conv2d(x, w, bias=None, strides=(1, 1), padding="valid", dilation=(1, 1), gr
            [4., 6., 6., 6., 4.]], dtype=float32)
     """
     op = "conv2d"
-    x = as_float32(x, op, "x", ndim=4)
-    w = as_float32(w, op, "w", ndim=4)
-    n, h, wd, c = x.shape
-    cout = w.shape[3]
-    groups, strides, dilation, (ho, wo, pt, pl) = _conv_signature(op, x, w, groups, strides,
-                                                                  padding, dilation)
-    bias = _check_bias(bias, cout, op)
-    act = _activation(activation, op)
+    x, w, bias, act, groups, strides, dilation, (ho, wo, pt, pl) = _conv_forward_args(
+        op, x, w, bias, strides, padding, dilation, groups, activation)
+    n, c, cout = x.shape[0], x.shape[3], w.shape[3]
     out = check_out(out, (n, ho, wo, cout), op, inputs=(x, w, bias))
     if out.size == 0:
         return out
@@ -356,14 +362,9 @@ def conv2d_max_pool2d(x, w, bias=None, strides=(1, 1), padding="valid", dilation
     """
     from ._pool import _U8_MAX_CELLS, _geometry, _index_bytes, _raw, max_pool2d
     op = "conv2d_max_pool2d"
-    x = as_float32(x, op, "x", ndim=4)
-    w = as_float32(w, op, "w", ndim=4)
-    n, h, wd, c = x.shape
-    cout = w.shape[3]
-    groups, strides, dilation, (ho, wo, pt, pl) = _conv_signature(op, x, w, groups, strides,
-                                                                  padding, dilation)
-    bias = _check_bias(bias, cout, op)
-    act = _activation(activation, op)
+    x, w, bias, act, groups, strides, dilation, (ho, wo, pt, pl) = _conv_forward_args(
+        op, x, w, bias, strides, padding, dilation, groups, activation)
+    n, c, cout = x.shape[0], x.shape[3], w.shape[3]
     check_size((n, ho, wo, cout), op)
     g = _geometry(op, (n, ho, wo, cout), pool_size, pool_strides, pool_padding)
     if groups != 1 or c == 0 or n * ho * wo * cout == 0:   # depthwise / degenerate: two passes
