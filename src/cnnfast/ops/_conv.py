@@ -366,7 +366,9 @@ def conv2d_max_pool2d(x, w, bias=None, strides=(1, 1), padding="valid", dilation
         op, x, w, bias, strides, padding, dilation, groups, activation)
     n, c, cout = x.shape[0], x.shape[3], w.shape[3]
     check_size((n, ho, wo, cout), op)
-    g = _geometry(op, (n, ho, wo, cout), pool_size, pool_strides, pool_padding)
+    z_shape = (n, ho, wo, cout)
+    g = _cached_geometry((op, z_shape), (pool_size, pool_strides, pool_padding),
+                         lambda: _geometry(op, z_shape, pool_size, pool_strides, pool_padding))
     if groups != 1 or c == 0 or n * ho * wo * cout == 0:   # depthwise / degenerate: two passes
         z = conv2d(x, w, bias, strides, padding, dilation, groups, activation)
         return max_pool2d(z, pool_size, pool_strides, pool_padding, return_argmax)

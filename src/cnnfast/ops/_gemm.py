@@ -23,7 +23,9 @@ _ACTIVATIONS = ("linear", "relu")
 
 
 def _as_flag(value, name: str) -> bool:
-    if isinstance(value, (bool, np.bool_)):
+    if value is True or value is False:
+        return value
+    if isinstance(value, np.bool_):
         return bool(value)
     raise TypeError(f"{_OP}: {name} must be True or False, got {value!r}")
 
