@@ -79,17 +79,17 @@ static int params_ok(const cf_conv2d_params *p) {
  * transforms (O(c + k) per tile) to be small next to the 16 GEMMs (O(c * k) per tile), there are
  * enough tiles to amortise the weight transform (O(c * k) per call), and the 2x2 tiles cover the
  * output well enough to keep most of the 2.25x ("gain": a 3x3 output needs four tiles for nine
- * pixels, 1.27x). The thresholds differ by direction, from measured crossovers (AVX-512, 1
- * thread, ms implicit GEMM / Winograd):
- *   forward: 64x13x13x32->64 (2304 tiles, gain 1.89) 2.6 / 2.1; 4x12x12x256->256 (144 tiles)
- *     5.1 / 5.4; 64x5x5x64->64 (gain 1.27) 0.50 / 0.55; batch 1 of it 0.02 / 0.16;
- *   backward-data: 64x5x5x64->64 0.72 / 0.59; 4x12x12x256->256 6.2 / 5.5;
- *   backward-filter (interleaved runs, medians): 64x13x13x32->64 3.0 / 2.6, 64x15x15x32->64
- *     4.2 / 3.4, 64x6x6x64->128 2.06 / 1.99, but 64x5x5x64->64 (gain 1.27) 0.82 / 1.10. */
+ * pixels, 1.27x). Measured crossovers (AVX-512, 1 thread, interleaved runs, us implicit GEMM /
+ * Winograd):
+ *   forward and backward-data win from ~32 tiles even at gain 1.27: 16x5x5x64->64 189 / 113 and
+ *     191 / 144; 8x6x6x64->128 191 / 139 and 310 / 198; 1x13x13x32->64 (36 tiles) 41 / 37 and
+ *     62 / 49; but 1x5x5x64->64 (4 tiles) 9 / 22 and 23 / 39;
+ *   backward-filter (its transform of P back to 3x3 taps is per (c, k) too) needs gain as well:
+ *     64x5x5x64->64 (gain 1.27) 842 / 979, 64x13x13x32->64 3184 / 2734, 8x6x6x64->128 267 / 243. */
 typedef enum { WINO_FWD, WINO_BWD_DATA, WINO_BWD_FILTER } wino_direction;
 
 static int use_winograd(const cf_conv2d_params *p, wino_direction dir) {
-    static const double min_tiles[] = {256, 128, 256}, min_gain[] = {1.6, 1.2, 1.6};
+    static const double min_tiles[] = {32, 32, 32}, min_gain[] = {1.2, 1.2, 1.6};
     if (p->algo == CF_CONV_ALGO_WINOGRAD) return 1;
     if (p->algo != CF_CONV_ALGO_AUTO || !winograd_applies(p)) return 0;
     if (p->c < CF_WINO_MIN_CHANNELS || p->cout < CF_WINO_MIN_CHANNELS) return 0;
@@ -193,36 +193,41 @@ static int64_t wino_blocks(int64_t nty, int64_t rows, int64_t ntx, int64_t cols)
  * channels. */
 static void wino_weights(const float *w, int64_t wc, int64_t wk, int mode, int64_t c, int64_t k,
                          int64_t NB, float *U) {
+    enum { NB_MAX = 64 };  /* 4 AVX-512 vectors: the widest panel choose_nv gives */
     const int64_t nblocks = (k + NB - 1) / NB, u_sb = c * NB, u_sxi = nblocks * u_sb;
+    const int64_t step = mode == 0 ? 1 : wk;
     memset(U, 0, (size_t)(16 * u_sxi) * sizeof(float));
+    /* Lane-major passes over the panel's output channels l, so each loop is a contiguous
+     * vectorisable sweep (the forward's taps are contiguous in l too); this runs once per call
+     * and at small batches it used to cost as much as the convolution. */
+    float g[9][NB_MAX], t[4][3][NB_MAX];
     for (int64_t ci = 0; ci < c; ci++)
         for (int64_t b = 0; b < nblocks; b++) {
-            /* The nine taps of output channels ko = b*NB + l: src[i][j] + l * step. */
-            const float *src[3][3];
-            int64_t step;
-            for (int i = 0; i < 3; i++)
-                for (int j = 0; j < 3; j++)
-                    src[i][j] = mode == 0   ? w + ((i * 3 + j) * wc + ci) * wk + b * NB
-                              : mode == 1 ? w + (((2 - i) * 3 + (2 - j)) * wc + b * NB) * wk + ci
-                                          : w + ((i * 3 + j) * wc + b * NB) * wk + ci;
-            step = mode == 0 ? 1 : wk;
-            float *dst = U + b * u_sb + ci * NB;
             const int64_t nl = CF_MIN(NB, k - b * NB);
-            for (int64_t l = 0; l < nl; l++) {
-                float g[3][3], t[4][3];
-                for (int i = 0; i < 3; i++)
-                    for (int j = 0; j < 3; j++) g[i][j] = src[i][j][l * step];
+            for (int i = 0; i < 3; i++)
                 for (int j = 0; j < 3; j++) {
-                    t[0][j] = g[0][j];
-                    t[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
-                    t[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
-                    t[3][j] = g[2][j];
+                    /* The tap (i, j) of output channels ko = b*NB + l is src[l * step]. */
+                    const float *src = mode == 0 ? w + ((i * 3 + j) * wc + ci) * wk + b * NB
+                                     : mode == 1 ? w + (((2 - i) * 3 + (2 - j)) * wc + b * NB) * wk + ci
+                                                 : w + ((i * 3 + j) * wc + b * NB) * wk + ci;
+                    for (int64_t l = 0; l < nl; l++) g[i * 3 + j][l] = src[l * step];
                 }
-                for (int i = 0; i < 4; i++) {
-                    dst[(i * 4 + 0) * u_sxi + l] = t[i][0];
-                    dst[(i * 4 + 1) * u_sxi + l] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-                    dst[(i * 4 + 2) * u_sxi + l] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-                    dst[(i * 4 + 3) * u_sxi + l] = t[i][2];
+            for (int j = 0; j < 3; j++)
+                for (int64_t l = 0; l < nl; l++) {
+                    t[0][j][l] = g[j][l];
+                    t[1][j][l] = 0.5f * (g[j][l] + g[3 + j][l] + g[6 + j][l]);
+                    t[2][j][l] = 0.5f * (g[j][l] - g[3 + j][l] + g[6 + j][l]);
+                    t[3][j][l] = g[6 + j][l];
+                }
+            float *dst = U + b * u_sb + ci * NB;
+            for (int i = 0; i < 4; i++) {
+                float *d0 = dst + (i * 4 + 0) * u_sxi, *d1 = dst + (i * 4 + 1) * u_sxi;
+                float *d2 = dst + (i * 4 + 2) * u_sxi, *d3 = dst + (i * 4 + 3) * u_sxi;
+                for (int64_t l = 0; l < nl; l++) {
+                    d0[l] = t[i][0][l];
+                    d1[l] = 0.5f * (t[i][0][l] + t[i][1][l] + t[i][2][l]);
+                    d2[l] = 0.5f * (t[i][0][l] - t[i][1][l] + t[i][2][l]);
+                    d3[l] = t[i][2][l];
                 }
             }
         }
@@ -416,19 +421,26 @@ static cf_status wino_bwd_filter(const cf_conv_kernels *K, const cf_conv2d_param
                     for (int64_t o = 0; o < k; o++) d[o] += s[o];
                 }
             }
-            for (int64_t o = 0; o < k; o++) {
-                float P[4][4], qv[3][4];
-                for (int xi = 0; xi < 16; xi++) P[xi / 4][xi % 4] = P0[((int64_t)xi * c + ci) * q.kp + o];
-                for (int col = 0; col < 4; col++) {
-                    qv[0][col] = P[0][col] + 0.5f * (P[1][col] + P[2][col]);
-                    qv[1][col] = 0.5f * (P[1][col] - P[2][col]);
-                    qv[2][col] = 0.5f * (P[1][col] + P[2][col]) + P[3][col];
-                }
+            /* Lane-major over the output channels o (contiguous in P and in dw), in chunks. */
+            enum { OC = 64 };
+            float qv[3][4][OC];
+            for (int64_t o0 = 0; o0 < k; o0 += OC) {
+                const int64_t no = CF_MIN(OC, k - o0);
+                const float *P[4][4];
+                for (int xi = 0; xi < 16; xi++) P[xi / 4][xi % 4] = P0 + ((int64_t)xi * c + ci) * q.kp + o0;
+                for (int col = 0; col < 4; col++)
+                    for (int64_t o = 0; o < no; o++) {
+                        qv[0][col][o] = P[0][col][o] + 0.5f * (P[1][col][o] + P[2][col][o]);
+                        qv[1][col][o] = 0.5f * (P[1][col][o] - P[2][col][o]);
+                        qv[2][col][o] = 0.5f * (P[1][col][o] + P[2][col][o]) + P[3][col][o];
+                    }
                 for (int i = 0; i < 3; i++) {
-                    float *dst = dw + ((int64_t)i * 3 * c + ci) * k + o;  /* dw[i][j][ci][o] */
-                    dst[0] = qv[i][0] + 0.5f * (qv[i][1] + qv[i][2]);
-                    dst[c * k] = 0.5f * (qv[i][1] - qv[i][2]);
-                    dst[2 * c * k] = 0.5f * (qv[i][1] + qv[i][2]) + qv[i][3];
+                    float *dst = dw + ((int64_t)i * 3 * c + ci) * k + o0;  /* dw[i][j][ci][o] */
+                    for (int64_t o = 0; o < no; o++) {
+                        dst[o] = qv[i][0][o] + 0.5f * (qv[i][1][o] + qv[i][2][o]);
+                        dst[c * k + o] = 0.5f * (qv[i][1][o] - qv[i][2][o]);
+                        dst[2 * c * k + o] = 0.5f * (qv[i][1][o] + qv[i][2][o]) + qv[i][3][o];
+                    }
                 }
             }
         }
