@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 
+from .. import _kernels
 from .. import activations as _activations
 from .. import losses as _losses
 from .. import metrics as _metrics
@@ -30,6 +31,8 @@ from .. import optimizers as _optimizers
 from ..callbacks import CallbackList
 from ..layers import base as _base
 from ..layers.base import format_shape as _fmt
+from ..ops import _conv as _conv_ops
+from . import inference as _inference
 
 __all__ = ["Trainer", "check_compatible"]
 
@@ -618,18 +621,24 @@ class Trainer:
         cbs = CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1,
                            steps=steps)
         ctxs = self._contexts("predict")
+        use_plans = len(xs) == 1
         results = [np.empty((n_out,) + tuple(t.shape[1:]), np.float32) if None not in t.shape[1:] else None
                    for t in self._outputs]
         cbs.on_predict_begin()
         for step in range(steps):
             sl = slice(step * batch_size, min((step + 1) * batch_size, n))
             cbs.on_predict_batch_begin(step)
-            outs = self._run_forward([a[sl] for a in xs], False, ctxs)
+            plan = self._inference_plan(xs[0][sl].shape) if use_plans else None
+            use_plans = plan is not None
+            if plan is not None:
+                outs = [_inference.run(plan, xs[0][sl])]
+            else:
+                outs = self._run_forward([a[sl] for a in xs], False, ctxs)
             for i, o in enumerate(outs):
                 if results[i] is None:
                     results[i] = np.empty((n_out,) + o.shape[1:], np.float32)
                 results[i][sl] = o
-            cbs.on_predict_batch_end(step, {"outputs": outs})
+            cbs.on_predict_batch_end(step, {"outputs": [r[sl] for r in results]})
         cbs.on_predict_end()
         if n == 0:
             results = [np.empty((0,) + tuple(0 if s is None else s for s in t.shape[1:]), np.float32)
@@ -664,9 +673,24 @@ class Trainer:
         self._test_step(st, xs, y_t, self._standardize_weights(sample_weight, n))
         return self._format_results(self._logs(), return_dict)
 
+    def _inference_plan(self, shape):
+        """The compiled forward pass for inputs of ``shape`` (see models/inference.py), or None.
+        Cached per shape, thread count and forced convolution algorithm."""
+        key = (shape, _kernels.get_num_threads(), _conv_ops._forced_algo)
+        plans = self.__dict__.setdefault("_inference_plans", {})
+        if key not in plans:
+            if len(plans) >= 16:
+                plans.clear()
+            ok = len(self._inputs) == 1 and len(self._output_slots) == 1
+            plans[key] = _inference.compile_plan(self._plan, shape, self._output_slots[0]) if ok else None
+        return plans[key]
+
     def predict_on_batch(self, x):
         """Model outputs for one batch."""
         xs = self._standardize_x(x)
+        plan = self._inference_plan(xs[0].shape) if len(xs) == 1 else None
+        if plan is not None:
+            return _inference.run(plan, xs[0]).copy()
         outs = self._run_forward(xs, False, self._contexts("predict"))
         outs = [o.copy() for o in outs]
         return outs[0] if len(outs) == 1 else outs
