@@ -415,3 +415,22 @@ def test_fma_peak_probe(isa, threads):
     assert seconds > 0
     with pytest.raises(ValueError, match="fma_peak"):
         _kernels.fma_peak(0)
+
+
+@pytest.mark.parametrize("M", [1, 2, 3])
+@pytest.mark.parametrize("K,N", [(1, 1), (576, 64), (64, 10), (300, 65), (2049, 130), (7, 15), (9, 17)])
+def test_few_rows_every_epilogue(isa, threads, rng, M, K, N):
+    """Batch-1/2 dense layers take the GEMV path (M <= 2, B untransposed): every column tail,
+    transposed A, bias + ReLU, accumulate, and NaN kept through the ReLU."""
+    bias = rand(rng, N)
+    for ta, tb in itertools.product((False, True), repeat=2):
+        a, b = operands(rng, M, K, N, ta, tb)
+        got = matmul(a, b, trans_a=ta, trans_b=tb, bias=bias, activation="relu")
+        assert_matches(got, a, b, trans_a=ta, trans_b=tb, bias=bias, activation="relu")
+    a, b = operands(rng, M, K, N)
+    out = rand(rng, M, N)
+    expected = out.astype(np.float64) + matmul_ref(a, b)
+    np.testing.assert_allclose(matmul(a, b, out=out, accumulate=True), expected, rtol=1e-4,
+                               atol=1e-4 * np.sqrt(K))
+    a[0, 0] = np.nan
+    assert np.isnan(matmul(a, b, activation="relu")[0]).all()

@@ -59,6 +59,20 @@ typedef struct {
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+/* Few rows (a batch-1 dense layer): one GEMV per row beats a 14-row micro-tile that would be
+ * mostly empty, and B needs no packing (cf_sgemv.inc). */
+#define CF_SGEMV_MAX_ROWS 2
+
+static cf_sgemv_rows_fn sgemv_for_isa(void) {
+    switch (cf_get_isa()) {
+#if defined(__x86_64__)  /* portable builds compile no AVX files */
+        case CF_ISA_AVX512: return cf_sgemv_rows__avx512;
+        case CF_ISA_AVX2: return cf_sgemv_rows__avx2;
+#endif
+        default: return cf_sgemv_rows__generic;
+    }
+}
+
 /* One thread's view of the loop nest: its packing decisions and buffers. */
 typedef struct {
     const problem *pb;
@@ -276,6 +290,11 @@ cf_status cf_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, fl
     if (K > 0) {
         if (A == NULL || B == NULL) return CF_ERR_ARGUMENT;
         if (lda < (trans_a ? M : K) || ldb < (trans_b ? K : N)) return CF_ERR_ARGUMENT;
+    }
+    if (K > 0 && M <= CF_SGEMV_MAX_ROWS && !trans_b && alpha != 0.0f) {
+        const cf_sgemm_epi ep = {alpha, beta, bias, relu};
+        sgemv_for_isa()(M, N, K, A, trans_a ? 1 : lda, trans_a ? lda : 1, B, ldb, C, ldc, &ep);
+        return CF_OK;
     }
     const cf_sgemm_strided sa = {A, trans_a ? 1 : lda, trans_a ? lda : 1};
     const cf_sgemm_strided sb = {B, trans_b ? ldb : 1, trans_b ? 1 : ldb};

@@ -58,6 +58,21 @@ void cf_sgemm_ukr_14x32__avx512(int64_t k, const float *a, int64_t rs_a, int64_t
                                 const float *b, int64_t rs_b, float *c, int64_t ldc,
                                 int64_t m, int64_t n, const cf_sgemm_epi *ep);
 
+/* C rows [0, M) for a few rows of A (any strides a_rs, a_cs) times an untransposed B read in
+ * place (row stride ldb): one GEMV per row, vectorised over N (cf_sgemv.inc). */
+typedef void (*cf_sgemv_rows_fn)(int64_t M, int64_t N, int64_t K, const float *A, int64_t a_rs,
+                                 int64_t a_cs, const float *B, int64_t ldb, float *C, int64_t ldc,
+                                 const cf_sgemm_epi *ep);
+void cf_sgemv_rows__generic(int64_t M, int64_t N, int64_t K, const float *A, int64_t a_rs,
+                            int64_t a_cs, const float *B, int64_t ldb, float *C, int64_t ldc,
+                            const cf_sgemm_epi *ep);
+void cf_sgemv_rows__avx2(int64_t M, int64_t N, int64_t K, const float *A, int64_t a_rs,
+                         int64_t a_cs, const float *B, int64_t ldb, float *C, int64_t ldc,
+                         const cf_sgemm_epi *ep);
+void cf_sgemv_rows__avx512(int64_t M, int64_t N, int64_t K, const float *A, int64_t a_rs,
+                           int64_t a_cs, const float *B, int64_t ldb, float *C, int64_t ldc,
+                           const cf_sgemm_epi *ep);
+
 /* FMA throughput probes: `iterations` rounds of independent FMAs; returns a value that depends on
  * every accumulator so the loop cannot be removed. x, y keep the values bounded. */
 float cf_fma_probe__avx512(int64_t iterations, float x, float y);  /* 24 zmm FMAs per round */
