@@ -191,8 +191,11 @@ def test_evaluate_predict_and_single_batches(data):
     p = model.predict(x, batch_size=7, verbose=0)
     assert p.shape == (50, 3) and p.dtype == np.float32
     np.testing.assert_allclose(p, probs, rtol=1e-5, atol=1e-7)
-    np.testing.assert_array_equal(p, model.predict(x, verbose=0))
-    np.testing.assert_array_equal(model.predict_on_batch(x[:5]), p[:5])
+    # Kernels are chosen per batch size (a 1-row GEMV for the last batch of 50 by 7), so other
+    # batch sizes agree to rounding; the same batch size gives the same bits.
+    np.testing.assert_allclose(p, model.predict(x, verbose=0), rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(p, model.predict(x, batch_size=7, verbose=0))
+    np.testing.assert_array_equal(model.predict_on_batch(x[:5]), model.predict(x[:5], verbose=0))
     assert model.predict(x[:0], verbose=0).shape == (0, 3)
     model.reset_metrics()
     out = model.test_on_batch(x[:10], y[:10], return_dict=True)

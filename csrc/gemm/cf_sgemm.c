@@ -293,7 +293,9 @@ cf_status cf_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, fl
     }
     if (K > 0 && M <= CF_SGEMV_MAX_ROWS && !trans_b && alpha != 0.0f) {
         const cf_sgemm_epi ep = {alpha, beta, bias, relu};
+        CF_FTZ_BEGIN;
         sgemv_for_isa()(M, N, K, A, trans_a ? 1 : lda, trans_a ? lda : 1, B, ldb, C, ldc, &ep);
+        CF_FTZ_END;
         return CF_OK;
     }
     const cf_sgemm_strided sa = {A, trans_a ? 1 : lda, trans_a ? lda : 1};
