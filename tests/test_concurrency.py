@@ -291,9 +291,6 @@ def test_spawned_processes_use_the_configured_threads(tmp_path):
     assert proc.returncode == 0 and "[(2, 7776.0), (2, 7776.0)]" in proc.stdout, describe(proc)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-R1: cf_workspace (csrc/runtime/cf_alloc.c) keeps per-thread buffers in "
-                                       "_Thread_local pointers that are never freed: every thread that exits after "
-                                       "a kernel call leaks its scratch space (and its OpenMP team's)")
 @pytest.mark.skipif(bool(os.environ.get("CNNFAST_UNDER_SANITIZER")), reason="RSS is not meaningful under ASan")
 def test_short_lived_threads_do_not_leak_kernel_workspace():
     rng = np.random.default_rng(5)
