@@ -12,6 +12,7 @@ Every message names the op and the argument, and says what was expected and what
 """
 from __future__ import annotations
 
+import math
 import operator
 from typing import Sequence
 
@@ -31,10 +32,35 @@ def as_float32(x, op: str, name: str, ndim: int | Sequence[int] | None = None) -
         if arr.ndim not in allowed:
             want = " or ".join(f"{d}-D" for d in allowed)
             raise ValueError(f"{op}: {name} must be {want}, got {arr.ndim}-D array of shape {arr.shape}")
-    return np.asarray(arr, dtype=np.float32, order="C")  # keeps 0-D arrays 0-D
+    try:
+        return np.asarray(arr, dtype=np.float32, order="C")  # keeps 0-D arrays 0-D
+    except MemoryError:
+        raise MemoryError(f"{op}: not enough memory to convert {name} of shape {arr.shape} (dtype {arr.dtype}) "
+                          f"to a C-contiguous float32 array of {human_bytes(4 * arr.size)}") from None
+
+
+def human_bytes(n: int) -> str:
+    """``n`` bytes for a message: ``"4.0 TiB"``."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+    i = 0
+    while n >= 1024 and i < len(units) - 1:
+        n, i = n / 1024, i + 1
+    return f"{n:.0f} {units[i]}" if i == 0 else f"{n:.1f} {units[i]}"
+
+
+def empty(shape: tuple, op: str, dtype=np.float32) -> np.ndarray:
+    """``np.empty`` after :func:`check_size`, with a MemoryError that names ``op`` and the size."""
+    shape = check_size(tuple(int(s) for s in shape), op)
+    try:
+        return np.empty(shape, dtype=dtype)
+    except MemoryError:
+        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+        raise MemoryError(f"{op}: not enough memory for an output of shape {shape} "
+                          f"({human_bytes(nbytes)})") from None
 
 
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def check_int32_range(arr: np.ndarray, op: str, name: str) -> None:
@@ -64,7 +90,7 @@ def check_out(out, shape: tuple, op: str, inputs: Sequence[np.ndarray] = (), nam
     """Validate an ``out=`` array (never converted), or allocate one when ``out`` is None."""
     shape = tuple(int(s) for s in shape)
     if out is None:
-        return np.empty(check_size(shape, op), dtype=np.float32)
+        return empty(shape, op)
     if type(out) is not np.ndarray:  # subclasses (np.matrix, masked arrays) change indexing rules
         raise TypeError(f"{op}: {name} must be a numpy.ndarray, got {type(out).__name__}")
     if out.dtype != np.float32:
@@ -103,6 +129,8 @@ def as_int(value, op: str, name: str, minimum: int | None = None) -> int:
         raise TypeError(f"{op}: {name} must be an integer, got {value!r}") from None
     if minimum is not None and v < minimum:
         raise ValueError(f"{op}: {name} must be >= {minimum}, got {v}")
+    if not _INT64_MIN <= v <= _INT64_MAX:  # the kernels take int64: refuse before Cython's OverflowError
+        raise ValueError(f"{op}: {name} must fit in a signed 64-bit integer, got {v}")
     return v
 
 

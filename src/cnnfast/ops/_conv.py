@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from .. import _kernels
-from ._checks import as_float32, as_int, as_pair, check_choice, check_out
+from ._checks import as_float32, as_int, as_pair, check_choice, check_out, empty
 
 __all__ = ["conv2d", "conv2d_backward", "conv2d_output_shape", "conv2d_transpose",
            "conv2d_transpose_backward", "conv2d_transpose_output_shape", "correlate2d",
@@ -446,7 +446,7 @@ def conv2d_transpose(x, w, bias=None, strides=(1, 1), padding="valid", output_pa
                                                              output_padding, dilation, op)
     bias = _check_bias(bias, w.shape[2], op)
     act = _activation(activation, op)
-    out = np.empty(oshape, np.float32)
+    out = empty(oshape, op)  # checked: strides can make the output arbitrarily large
     if out.size == 0:
         return out
     if x.shape[3] == 0 or x.shape[1] == 0 or x.shape[2] == 0:
