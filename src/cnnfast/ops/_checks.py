@@ -107,6 +107,26 @@ def check_out(out, shape: tuple, op: str, inputs: Sequence[np.ndarray] = (), nam
     return out
 
 
+def check_state(arr, op: str, name: str, shape: tuple | None, others=(), writeable: bool = True) -> np.ndarray:
+    """An array updated in place: never converted, so it must already be exactly right
+    (float32, C-contiguous, writeable, of `shape` unless None, not overlapping `others`)."""
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{op}: {name} must be a numpy.ndarray (it is updated in place), got {type(arr).__name__}")
+    if arr.dtype != np.float32:
+        raise TypeError(f"{op}: {name} must have dtype float32 (it is updated in place, never converted), "
+                        f"got {arr.dtype}")
+    if shape is not None and arr.shape != tuple(shape):
+        raise ValueError(f"{op}: {name} must have shape {tuple(shape)}, got {arr.shape}")
+    if not arr.flags.c_contiguous:
+        raise ValueError(f"{op}: {name} must be C-contiguous (it is updated in place)")
+    if writeable and not arr.flags.writeable:
+        raise ValueError(f"{op}: {name} is read-only but is updated in place")
+    for other_name, other in others:
+        if other is not None and arr.size and np.may_share_memory(arr, other):
+            raise ValueError(f"{op}: {name} overlaps {other_name}; pass separate arrays")
+    return arr
+
+
 def check_size(shape: tuple, op: str) -> tuple:
     """Refuse shapes whose element count overflows or is absurd, before anything is allocated."""
     total = 1
