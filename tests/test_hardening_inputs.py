@@ -517,8 +517,6 @@ def test_layers_accept_an_empty_batch(name):
     assert empty.shape == (0,) + full.shape[1:]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-L1: Flatten/Reshape (layers/reshaping.py) reshape with -1, which "
-                                       "NumPy cannot resolve for an empty batch")
 @pytest.mark.parametrize("name", ["Flatten", "Reshape"])
 def test_flatten_and_reshape_accept_an_empty_batch(name):
     layer = LAYERS[name]()
@@ -526,16 +524,12 @@ def test_flatten_and_reshape_accept_an_empty_batch(name):
     assert layer(X4[:0]).shape == (0,) + full.shape[1:]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-L2: Dense.forward (layers/core.py) reshapes with -1: an input with 0 "
-                                       "features fails with NumPy's reshape error instead of giving the bias")
 def test_dense_on_zero_features_gives_the_bias():
     layer = layers.Dense(3, bias_initializer="ones")
     y = layer(np.ones((2, 0), F32))
     np.testing.assert_array_equal(y, np.ones((2, 3), F32))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-L3: Layer.add_weight (layers/base.py) allocates huge weights without "
-                                       "a size check: NumPy's MemoryError/ValueError does not name the layer")
 @pytest.mark.parametrize("build", [
     lambda: models.Sequential([layers.Input((2**31, 2**31, 1)), layers.Flatten(), layers.Dense(3)]),
     lambda: models.Sequential([layers.Input((4, 4, 3)), layers.Conv2D(2**40, 3)]),

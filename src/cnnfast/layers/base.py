@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import re
 import threading
 from collections import defaultdict
@@ -32,6 +33,7 @@ from collections import defaultdict
 import numpy as np
 
 from .. import initializers as _initializers
+from ..ops._checks import human_bytes
 
 __all__ = ["Layer", "Variable", "KerasTensor", "Node", "InputLayer", "Input", "buffer", "grad_target",
            "new_grad_generation", "set_rng_step", "rng_step", "to_snake_case", "unique_name",
@@ -152,6 +154,24 @@ class weight_budget:
     def __exit__(self, *exc):
         _STATE.budget, _STATE.skip_init = self._saved
         return False
+
+
+def _physical_memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+_PHYSICAL_MEMORY = _physical_memory_bytes()
+
+
+def _check_weight_size(layer: str, cls: str, name: str, shape: tuple, size: int) -> None:
+    """Refuse, naming the layer and the shape, a weight larger than this machine's memory."""
+    limit = _PHYSICAL_MEMORY if _PHYSICAL_MEMORY else 2**62
+    if 4 * size > limit:
+        raise MemoryError(f"layer '{layer}' ({cls}): weight '{name}' of shape {shape} needs "
+                          f"{human_bytes(4 * size)}, more than this machine's {human_bytes(limit)} of memory")
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,14 +313,19 @@ class Layer:
                 raise ValueError(f"{budget[1]}: layer '{self.name}' declares a weight of shape "
                                  f"{shape}, more than the file's weights can hold")
             budget[0] -= size
-        if _STATE.skip_init:
-            value = np.zeros(shape, np.float32)
-        else:
+        _check_weight_size(self.name, cls, name, shape, size)
+        init = None
+        if not _STATE.skip_init:
             init = _initializers.get("glorot_uniform" if initializer is None else initializer,
                                      f"{cls} '{self.name}': initializer")
-            value = np.ascontiguousarray(init(shape, "float32"), dtype=np.float32)
-            if value.shape != shape:
-                raise ValueError(f"{cls}: initializer returned shape {value.shape}, expected {shape}")
+        try:
+            value = np.zeros(shape, np.float32) if init is None else \
+                np.ascontiguousarray(init(shape, "float32"), dtype=np.float32)
+        except MemoryError:
+            raise MemoryError(f"layer '{self.name}' ({cls}): not enough memory for weight '{name}' of shape "
+                              f"{shape} ({human_bytes(4 * size)})") from None
+        if init is not None and value.shape != shape:
+            raise ValueError(f"{cls}: initializer returned shape {value.shape}, expected {shape}")
         var = Variable(value, name, f"{self.name}/{name}", bool(trainable))
         self._variables.append(var)
         return var

@@ -11,6 +11,8 @@ Softmax (or sigmoid) on the last layer: when the model fuses it with a crossentr
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import activations as _activations
@@ -106,7 +108,7 @@ class Dense(ActivationMixin, Layer):
 
     def forward(self, x, training, ctx):
         in_dim = self.kernel.value.shape[0]
-        x2 = x.reshape(-1, in_dim)
+        x2 = x.reshape(math.prod(x.shape[:-1]), in_dim)  # not -1: ambiguous when in_dim is 0
         z = ops.matmul(x2, self.kernel.value, bias=None if self.bias is None else self.bias.value,
                        activation=self._fused_activation, out=buffer(ctx, "z", (x2.shape[0], self.units)))
         ctx["x"] = x2
