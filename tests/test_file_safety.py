@@ -126,9 +126,6 @@ def test_failed_save_keeps_the_previous_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-F1: write_atomic (saving/archive.py) creates the file with "
-                                       "tempfile.mkstemp, mode 0600: saved models ignore the umask (others "
-                                       "cannot read them) and overwriting a file silently changes its mode")
 def test_saved_files_get_normal_permissions(tmp_path):
     old = os.umask(0o022)
     try:
@@ -139,6 +136,16 @@ def test_saved_files_get_normal_permissions(tmp_path):
         os.umask(old)
     for name in ("m.keras", "m.weights.npz"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, oct((tmp_path / name).stat().st_mode)
+    old = os.umask(0o077)
+    try:
+        m.save(tmp_path / "private.keras")
+        os.chmod(tmp_path / "m.keras", 0o640)
+        m.save(tmp_path / "m.keras")  # overwriting keeps the file's mode, as open(path, "wb") does
+    finally:
+        os.umask(old)
+    assert (tmp_path / "private.keras").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "m.keras").stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras", "m.weights.npz", "private.keras"]
 
 
 # --------------------------------------------------------------------------------------------

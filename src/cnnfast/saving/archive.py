@@ -38,7 +38,8 @@ import io
 import json
 import math
 import os
-import tempfile
+import secrets
+import stat
 import zipfile
 import zlib
 
@@ -62,15 +63,64 @@ class InvalidFileError(ValueError):
 
 
 # -- writing --------------------------------------------------------------------------------------
+def _fsync_directory(directory: str) -> None:
+    try:
+        dfd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:  # some filesystems cannot fsync a directory; the rename is done anyway
+        pass
+    finally:
+        os.close(dfd)
+
+
+def _create_temporary(path: str) -> tuple[int, str]:
+    """A new, empty, uniquely named file next to ``path``, opened for writing.
+
+    Its permissions are those ``open(path, "wb")`` would give the final file: an existing
+    file's mode is kept, a new file gets ``0o666`` minus the umask (applied by the kernel to the
+    ``os.open`` mode, so the process-wide umask is never read or changed).
+    """
+    directory, base = os.path.split(os.path.abspath(path))
+    try:
+        st = os.stat(path)
+        keep_mode = stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
+    except OSError:
+        keep_mode = None
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        if keep_mode is not None:
+            try:
+                os.fchmod(fd, keep_mode)
+            except (AttributeError, OSError):  # no fchmod (Windows) or not permitted: keep the default
+                pass
+        return fd, tmp
+    raise FileExistsError(f"cannot create a temporary file next to {path}")
+
+
 def write_atomic(path: str, write, overwrite: bool = True) -> None:
-    """Create ``path`` by calling ``write(fileobj)`` on a temporary file, fsync, then rename."""
+    """Create ``path`` by calling ``write(fileobj)`` on a temporary file in the same directory,
+    fsync it, ``os.replace`` it over ``path``, then fsync the directory.
+
+    A crash or an exception at any point leaves either the old file or the new one under
+    ``path``, never a partial one, and no temporary file behind (except after a power loss). The
+    new file gets the permissions ``open()`` would give it (umask honoured, an overwritten file's
+    mode kept).
+    """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"{path} exists and overwrite=False")
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"cannot save to {path}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -83,14 +133,7 @@ def write_atomic(path: str, write, overwrite: bool = True) -> None:
         except OSError:
             pass
         raise
-    try:
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:  # some filesystems cannot fsync a directory; the rename is done anyway
-        pass
+    _fsync_directory(directory)
 
 
 def npz_bytes(arrays: dict) -> bytes:
