@@ -358,18 +358,12 @@ def test_deeply_nested_models_are_refused(tmp_path, keras_bytes):
     _refused(tmp_path, _with_member(keras_bytes, "config.json", config.encode()), names_file=False)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-F10: load_model re-raises a ConfigError as InvalidFileError(str(exc)), "
-                                       "dropping the file name the format documents ('naming the file and the "
-                                       "problem')")
 def test_config_errors_name_the_file(tmp_path, keras_bytes):
     config = _config(keras_bytes)
     config["config"]["layers"][-1]["class_name"] = "Lambda"
     _refused(tmp_path, _with_config(keras_bytes, config), "Lambda")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-F12: two Sequential layers with the same name make Sequential.add "
-                                       "raise a plain ValueError that sequential_from_config (saving/"
-                                       "serialization.py) does not turn into a ConfigError (found by atheris)")
 def test_duplicate_layer_names_are_refused(tmp_path, keras_bytes):
     config = _config(keras_bytes)
     stack = config["config"]["layers"]
@@ -387,9 +381,6 @@ def test_absurd_numbers_in_the_config_are_refused(tmp_path, keras_bytes, literal
     _refused(tmp_path, _with_member(keras_bytes, "config.json", text), names_file=False)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-F5: compile (models/training.py) and _compile_from_config accept "
-                                       "loss_weights=Infinity/NaN from a file: the model loads and every "
-                                       "training step is NaN")
 def test_non_finite_loss_weights_are_refused(tmp_path, keras_bytes):
     text = _members(keras_bytes)["config.json"].replace(b'"loss_weights": null', b'"loss_weights": Infinity')
     assert b"Infinity" in text
