@@ -196,11 +196,6 @@ def test_every_truncation_is_refused(tmp_path, keras_bytes):
         _refused(tmp_path, keras_bytes[:cut])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-F6/F7/F8: read_archive and read_npz (saving/archive.py) let "
-                                       "zipfile's NotImplementedError ('zip file version'), RuntimeError "
-                                       "(encrypted member) and ValueError ('negative seek value') through: "
-                                       "some single-bit corruptions escape as other exceptions without the "
-                                       "file name")
 def test_every_single_bit_flip_in_the_zip_structure_is_refused(tmp_path, keras_bytes):
     positions = set(range(0, 64))  # local header of the first member
     positions |= set(range(_central_directory(keras_bytes), len(keras_bytes)))  # central directory, ECD
@@ -397,16 +392,12 @@ def _central_directory(blob):
     return offset
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-F6: zipfile raises NotImplementedError for a bad 'version' field; "
-                                       "read_archive does not catch it")
 def test_zip_with_an_unknown_version_is_refused(tmp_path, keras_bytes):
     blob = bytearray(keras_bytes)
     blob[_central_directory(blob) + 6] = 0xFF  # "version needed to extract": 25.5
     _refused(tmp_path, bytes(blob))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-F7: an encrypted member makes zipfile raise RuntimeError "
-                                       "('password required'); _read_member does not catch it")
 def test_encrypted_members_are_refused(tmp_path, keras_bytes):
     blob = bytearray(keras_bytes)
     blob[0 + 6] |= 0x01  # general-purpose flags of the first local header and its central entry
@@ -414,9 +405,6 @@ def test_encrypted_members_are_refused(tmp_path, keras_bytes):
     _refused(tmp_path, bytes(blob))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-F8: bytes missing before the central directory of the inner "
-                                       ".npz make zipfile seek its BytesIO to a negative offset: plain "
-                                       "ValueError('negative seek value') escapes read_npz")
 def test_bytes_missing_before_the_central_directory_are_refused(tmp_path, keras_bytes):
     inner = _members(keras_bytes)["model.weights.npz"]
     cd = _central_directory(inner)
@@ -436,15 +424,10 @@ def test_corrupt_compressed_members_are_refused(tmp_path, keras_bytes, compressi
     _refused(tmp_path, _corrupt_first_member(_zip(_members(keras_bytes), compression)), "metadata.json")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-F11: a corrupt LZMA-compressed member raises lzma.LZMAError while it "
-                                       "is decompressed (before the CRC check); _read_member does not catch it "
-                                       "(found by the atheris campaign)")
 def test_corrupt_lzma_members_are_refused(tmp_path, keras_bytes):
     _refused(tmp_path, _corrupt_first_member(_zip(_members(keras_bytes), zipfile.ZIP_LZMA)), "metadata.json")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-F9: NumPy's .npy header parser raises tokenize.TokenError for an "
-                                       "unterminated header; read_npz catches only ValueError/EOFError/SyntaxError")
 def test_unterminated_npy_header_is_refused(tmp_path, keras_bytes):
     name = _weight_names(keras_bytes)[0]
     blob = _with_weight(keras_bytes, name, _npy("{'descr': '<f4', 'fortran_order': False, 'shape': (3,"))
@@ -571,15 +554,8 @@ def test_idx_headers_claiming_more_than_the_payload_are_refused():
 # --------------------------------------------------------------------------------------------
 # Short fuzz runs (fixed seeds; fuzz/run.py runs the real campaigns)
 
-FUZZ_FINDINGS = {
-    "keras": "BUG-F6/F9/F11/F12", "weights": "BUG-F6/F7/F8/F9", "torch_npz": "BUG-F6/F7/F9",
-}
-
-
 @pytest.mark.parametrize("name", sorted(fuzz_targets.TARGETS))
-def test_fuzz_smoke(name, request):
-    if name in FUZZ_FINDINGS:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=f"{FUZZ_FINDINGS[name]}: found by fuzz/run.py"))
+def test_fuzz_smoke(name):
     target, seed_factory, mutator = fuzz_targets.TARGETS[name]
     seed = seed_factory()
     target(seed)
