@@ -187,7 +187,7 @@ class Dropout(Layer):
         if seed is None:
             from ..utils.random import next_seed
             seed = next_seed() & 0x7FFFFFFF
-        self.seed = as_int(seed, f"Dropout '{self.name}'", "seed", 0)
+        self.seed = as_int(seed, f"Dropout '{self.name}'", "seed", 0, maximum=2**64 - 1)
         self._eager_step = 0
 
     def forward(self, x, training, ctx):

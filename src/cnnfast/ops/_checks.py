@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 _MAX_ELEMENTS = 2**62 // 4  # float32 bytes must fit comfortably in int64
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def as_float32(x, op: str, name: str, ndim: int | Sequence[int] | None = None) -> np.ndarray:
@@ -60,7 +61,6 @@ def empty(shape: tuple, op: str, dtype=np.float32) -> np.ndarray:
 
 
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def check_int32_range(arr: np.ndarray, op: str, name: str) -> None:
@@ -139,8 +139,9 @@ def check_size(shape: tuple, op: str) -> tuple:
     return shape
 
 
-def as_int(value, op: str, name: str, minimum: int | None = None) -> int:
-    """An integer argument (bool refused), at least ``minimum``."""
+def as_int(value, op: str, name: str, minimum: int | None = None, maximum: int = _INT64_MAX) -> int:
+    """An integer argument (bool refused), at least ``minimum`` and at most ``maximum`` (by default
+    the int64 range the kernels take: larger Python ints are refused here, naming the op)."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{op}: {name} must be an integer, got {value!r}")
     try:
@@ -149,8 +150,9 @@ def as_int(value, op: str, name: str, minimum: int | None = None) -> int:
         raise TypeError(f"{op}: {name} must be an integer, got {value!r}") from None
     if minimum is not None and v < minimum:
         raise ValueError(f"{op}: {name} must be >= {minimum}, got {v}")
-    if not _INT64_MIN <= v <= _INT64_MAX:  # the kernels take int64: refuse before Cython's OverflowError
-        raise ValueError(f"{op}: {name} must fit in a signed 64-bit integer, got {v}")
+    if v > maximum or v < _INT64_MIN:  # refused before Cython's anonymous OverflowError
+        limit = "fit in a signed 64-bit integer" if maximum == _INT64_MAX else f"be <= {maximum}"
+        raise ValueError(f"{op}: {name} must {limit}, got {v}")
     return v
 
 

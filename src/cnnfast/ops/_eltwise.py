@@ -234,8 +234,8 @@ def _dropout_args(op: str, rate, seed, step) -> tuple[float, int, int]:
     rate = as_float(rate, op, "rate")
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"{op}: rate must be in [0, 1), got {rate}")
-    seed = as_int(seed, op, "seed", minimum=0)
-    step = as_int(step, op, "step", minimum=0)
+    seed = as_int(seed, op, "seed", minimum=0, maximum=_UINT64_LIMIT)  # the kernels take uint64
+    step = as_int(step, op, "step", minimum=0, maximum=_UINT64_LIMIT)
     for name, v in (("seed", seed), ("step", step)):
         if v >= _UINT64_LIMIT:
             raise ValueError(f"{op}: {name} must be < 2**64, got {v}")
