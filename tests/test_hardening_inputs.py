@@ -688,6 +688,15 @@ def test_integers_beyond_int64_are_refused_naming_the_op(call):
     assert any(op in str(info.value) for op in ("conv2d", "adam_update", "max_pool2d")), str(info.value)
 
 
+def test_uint64_seeds_and_steps_stay_accepted_where_the_kernel_takes_uint64():
+    x = np.ones(64, F32)
+    top = 2**64 - 1  # beyond int64: only dropout's seed/step take the whole uint64 range
+    np.testing.assert_array_equal(ops.dropout(x, 0.5, top, top), ops.dropout(x, 0.5, top, top))
+    assert layers.Dropout(0.5, seed=top).seed == top
+    with pytest.raises(ValueError, match="dropout: seed must be < 2"):
+        ops.dropout(x, 0.5, 2**64, 0)
+
+
 def test_input_copy_too_large_for_memory_names_the_op():
     huge = np.broadcast_to(F32(1), (2**20, 2**20))  # a 0-byte view of 4 TiB
     with pytest.raises(MemoryError, match="matmul"):
