@@ -357,6 +357,11 @@ def test_config_errors_name_the_file(tmp_path, keras_bytes):
     config = _config(keras_bytes)
     config["config"]["layers"][-1]["class_name"] = "Lambda"
     _refused(tmp_path, _with_config(keras_bytes, config), "Lambda")
+    with pytest.raises(InvalidFileError) as info:
+        _load_bytes(tmp_path, _with_config(keras_bytes, config))
+    from cnnfast.saving import ConfigError
+    assert isinstance(info.value.__cause__, ConfigError)  # chained, not replaced
+    assert str(info.value).count("x.keras") == 1, str(info.value)
 
 
 def test_duplicate_layer_names_are_refused(tmp_path, keras_bytes):
@@ -402,7 +407,7 @@ def test_encrypted_members_are_refused(tmp_path, keras_bytes):
     blob = bytearray(keras_bytes)
     blob[0 + 6] |= 0x01  # general-purpose flags of the first local header and its central entry
     blob[_central_directory(blob) + 8] |= 0x01
-    _refused(tmp_path, bytes(blob))
+    _refused(tmp_path, bytes(blob), "encrypted")
 
 
 def test_bytes_missing_before_the_central_directory_are_refused(tmp_path, keras_bytes):
