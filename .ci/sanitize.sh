@@ -2,7 +2,7 @@
 # ASan + UBSan: build cnnfast with -fsanitize=address,undefined (CMake option CNNFAST_SANITIZE) into
 # a venv of its own, then run the test suite with the sanitizer runtimes preloaded into CPython.
 #
-#   bash .ci/sanitize.sh [pytest arguments...]     (default: the whole suite, tests/)
+#   bash .ci/sanitize.sh [pytest arguments...]     (default: the whole suite, tests/ -x)
 #
 # * Any heap/stack overflow, use-after-free or undefined behaviour in the C kernels aborts the
 #   run with a report (-fno-sanitize-recover=undefined, halt_on_error=1).
@@ -47,5 +47,5 @@ export CNNFAST_UNDER_SANITIZER=asan  # tests that measure RSS skip (ASan's quara
 # The sanitized kernels are 2-4x slower; keep the thread count fixed so runs are comparable.
 export CNNFAST_NUM_THREADS=${CNNFAST_NUM_THREADS:-2}
 "$work/venv/bin/python" -c "import cnnfast; cnnfast.show_config()"
-if [ "$#" -eq 0 ]; then set -- tests; fi
+if [ "$#" -eq 0 ]; then set -- tests -x; fi
 "$work/venv/bin/python" -m pytest -q -p no:cacheprovider "$@"

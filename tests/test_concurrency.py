@@ -174,11 +174,6 @@ def test_models_train_in_threads_one_after_another(threads):
     assert all(np.array_equal(u, v) for u, v in zip(alone.get_weights(), m.get_weights()))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-T1: the gradient generation counter is process-wide "
-                                       "(layers/base.py new_grad_generation): when another thread starts a "
-                                       "training step during this one, Model._forward_backward zeroes the "
-                                       "gradients written after that moment: two models trained in two threads "
-                                       "silently skip updates")
 def test_another_threads_step_does_not_zero_this_steps_gradients():
     alone = _small_model(1)
     alone.train_on_batch(*_batch())
@@ -189,10 +184,6 @@ def test_another_threads_step_does_not_zero_this_steps_gradients():
         np.testing.assert_array_equal(u, v)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-T1: Dropout reads the training step from a process-wide global "
-                                       "(layers/base.py set_rng_step/rng_step): another thread's train step "
-                                       "resets it, so this step's dropout mask is drawn from the eager counter "
-                                       "instead of the optimizer step: training is no longer reproducible")
 def test_another_threads_step_does_not_change_this_steps_dropout_mask():
     alone = _small_model(1, dropout=True)
     alone.train_on_batch(*_batch())
@@ -203,9 +194,6 @@ def test_another_threads_step_does_not_change_this_steps_dropout_mask():
         np.testing.assert_array_equal(u, v)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-T2: the load-time weight budget is a process-wide global "
-                                       "(layers/base.py weight_budget): a model built in another thread while a "
-                                       "file loads gets all-zero weights (or a 'file's weights' error)")
 def test_building_a_model_while_another_thread_loads_a_file():
     from cnnfast.layers.base import weight_budget
     entered, release = threading.Event(), threading.Event()
@@ -291,9 +279,6 @@ def test_spawned_processes_use_the_configured_threads(tmp_path):
     assert proc.returncode == 0 and "[(2, 7776.0), (2, 7776.0)]" in proc.stdout, describe(proc)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-R1: cf_workspace (csrc/runtime/cf_alloc.c) keeps per-thread buffers in "
-                                       "_Thread_local pointers that are never freed: every thread that exits after "
-                                       "a kernel call leaks its scratch space (and its OpenMP team's)")
 @pytest.mark.skipif(bool(os.environ.get("CNNFAST_UNDER_SANITIZER")), reason="RSS is not meaningful under ASan")
 def test_short_lived_threads_do_not_leak_kernel_workspace():
     rng = np.random.default_rng(5)

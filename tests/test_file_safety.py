@@ -126,9 +126,6 @@ def test_failed_save_keeps_the_previous_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-F1: write_atomic (saving/archive.py) creates the file with "
-                                       "tempfile.mkstemp, mode 0600: saved models ignore the umask (others "
-                                       "cannot read them) and overwriting a file silently changes its mode")
 def test_saved_files_get_normal_permissions(tmp_path):
     old = os.umask(0o022)
     try:
@@ -139,6 +136,16 @@ def test_saved_files_get_normal_permissions(tmp_path):
         os.umask(old)
     for name in ("m.keras", "m.weights.npz"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, oct((tmp_path / name).stat().st_mode)
+    old = os.umask(0o077)
+    try:
+        m.save(tmp_path / "private.keras")
+        os.chmod(tmp_path / "m.keras", 0o640)
+        m.save(tmp_path / "m.keras")  # overwriting keeps the file's mode, as open(path, "wb") does
+    finally:
+        os.umask(old)
+    assert (tmp_path / "private.keras").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "m.keras").stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras", "m.weights.npz", "private.keras"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,11 +196,6 @@ def test_every_truncation_is_refused(tmp_path, keras_bytes):
         _refused(tmp_path, keras_bytes[:cut])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-F6/F7/F8: read_archive and read_npz (saving/archive.py) let "
-                                       "zipfile's NotImplementedError ('zip file version'), RuntimeError "
-                                       "(encrypted member) and ValueError ('negative seek value') through: "
-                                       "some single-bit corruptions escape as other exceptions without the "
-                                       "file name")
 def test_every_single_bit_flip_in_the_zip_structure_is_refused(tmp_path, keras_bytes):
     positions = set(range(0, 64))  # local header of the first member
     positions |= set(range(_central_directory(keras_bytes), len(keras_bytes)))  # central directory, ECD
@@ -351,18 +353,17 @@ def test_deeply_nested_models_are_refused(tmp_path, keras_bytes):
     _refused(tmp_path, _with_member(keras_bytes, "config.json", config.encode()), names_file=False)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-F10: load_model re-raises a ConfigError as InvalidFileError(str(exc)), "
-                                       "dropping the file name the format documents ('naming the file and the "
-                                       "problem')")
 def test_config_errors_name_the_file(tmp_path, keras_bytes):
     config = _config(keras_bytes)
     config["config"]["layers"][-1]["class_name"] = "Lambda"
     _refused(tmp_path, _with_config(keras_bytes, config), "Lambda")
+    with pytest.raises(InvalidFileError) as info:
+        _load_bytes(tmp_path, _with_config(keras_bytes, config))
+    from cnnfast.saving import ConfigError
+    assert isinstance(info.value.__cause__, ConfigError)  # chained, not replaced
+    assert str(info.value).count("x.keras") == 1, str(info.value)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-F12: two Sequential layers with the same name make Sequential.add "
-                                       "raise a plain ValueError that sequential_from_config (saving/"
-                                       "serialization.py) does not turn into a ConfigError (found by atheris)")
 def test_duplicate_layer_names_are_refused(tmp_path, keras_bytes):
     config = _config(keras_bytes)
     stack = config["config"]["layers"]
@@ -380,9 +381,6 @@ def test_absurd_numbers_in_the_config_are_refused(tmp_path, keras_bytes, literal
     _refused(tmp_path, _with_member(keras_bytes, "config.json", text), names_file=False)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-F5: compile (models/training.py) and _compile_from_config accept "
-                                       "loss_weights=Infinity/NaN from a file: the model loads and every "
-                                       "training step is NaN")
 def test_non_finite_loss_weights_are_refused(tmp_path, keras_bytes):
     text = _members(keras_bytes)["config.json"].replace(b'"loss_weights": null', b'"loss_weights": Infinity')
     assert b"Infinity" in text
@@ -399,26 +397,19 @@ def _central_directory(blob):
     return offset
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-F6: zipfile raises NotImplementedError for a bad 'version' field; "
-                                       "read_archive does not catch it")
 def test_zip_with_an_unknown_version_is_refused(tmp_path, keras_bytes):
     blob = bytearray(keras_bytes)
     blob[_central_directory(blob) + 6] = 0xFF  # "version needed to extract": 25.5
     _refused(tmp_path, bytes(blob))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-F7: an encrypted member makes zipfile raise RuntimeError "
-                                       "('password required'); _read_member does not catch it")
 def test_encrypted_members_are_refused(tmp_path, keras_bytes):
     blob = bytearray(keras_bytes)
     blob[0 + 6] |= 0x01  # general-purpose flags of the first local header and its central entry
     blob[_central_directory(blob) + 8] |= 0x01
-    _refused(tmp_path, bytes(blob))
+    _refused(tmp_path, bytes(blob), "encrypted")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-F8: bytes missing before the central directory of the inner "
-                                       ".npz make zipfile seek its BytesIO to a negative offset: plain "
-                                       "ValueError('negative seek value') escapes read_npz")
 def test_bytes_missing_before_the_central_directory_are_refused(tmp_path, keras_bytes):
     inner = _members(keras_bytes)["model.weights.npz"]
     cd = _central_directory(inner)
@@ -438,15 +429,10 @@ def test_corrupt_compressed_members_are_refused(tmp_path, keras_bytes, compressi
     _refused(tmp_path, _corrupt_first_member(_zip(_members(keras_bytes), compression)), "metadata.json")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-F11: a corrupt LZMA-compressed member raises lzma.LZMAError while it "
-                                       "is decompressed (before the CRC check); _read_member does not catch it "
-                                       "(found by the atheris campaign)")
 def test_corrupt_lzma_members_are_refused(tmp_path, keras_bytes):
     _refused(tmp_path, _corrupt_first_member(_zip(_members(keras_bytes), zipfile.ZIP_LZMA)), "metadata.json")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-F9: NumPy's .npy header parser raises tokenize.TokenError for an "
-                                       "unterminated header; read_npz catches only ValueError/EOFError/SyntaxError")
 def test_unterminated_npy_header_is_refused(tmp_path, keras_bytes):
     name = _weight_names(keras_bytes)[0]
     blob = _with_weight(keras_bytes, name, _npy("{'descr': '<f4', 'fortran_order': False, 'shape': (3,"))
@@ -573,15 +559,8 @@ def test_idx_headers_claiming_more_than_the_payload_are_refused():
 # --------------------------------------------------------------------------------------------
 # Short fuzz runs (fixed seeds; fuzz/run.py runs the real campaigns)
 
-FUZZ_FINDINGS = {
-    "keras": "BUG-F6/F9/F11/F12", "weights": "BUG-F6/F7/F8/F9", "torch_npz": "BUG-F6/F7/F9",
-}
-
-
 @pytest.mark.parametrize("name", sorted(fuzz_targets.TARGETS))
-def test_fuzz_smoke(name, request):
-    if name in FUZZ_FINDINGS:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=f"{FUZZ_FINDINGS[name]}: found by fuzz/run.py"))
+def test_fuzz_smoke(name):
     target, seed_factory, mutator = fuzz_targets.TARGETS[name]
     seed = seed_factory()
     target(seed)

@@ -55,7 +55,8 @@ void cf_aligned_free(void *p);
 /* A per-thread, 64-byte aligned scratch buffer of at least `bytes`, kept and reused between
  * calls (it only grows). `slot` (0..CF_WORKSPACE_SLOTS-1) lets one kernel hold several buffers
  * at once. Returns NULL if the allocation fails. Valid until the same thread asks again for the
- * same slot. Call it outside hot loops: once per kernel call per thread. */
+ * same slot. Call it outside hot loops: once per kernel call per thread. The buffers are freed
+ * when the thread exits. */
 #define CF_WORKSPACE_SLOTS 4
 void *cf_workspace(int slot, size_t bytes);
 

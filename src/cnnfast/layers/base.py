@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import re
+import threading
 from collections import defaultdict
 
 import numpy as np
 
 from .. import initializers as _initializers
+from ..ops._checks import human_bytes
 
 __all__ = ["Layer", "Variable", "KerasTensor", "Node", "InputLayer", "Input", "buffer", "grad_target",
            "new_grad_generation", "set_rng_step", "rng_step", "to_snake_case", "unique_name",
@@ -80,36 +83,49 @@ def format_shape(shape) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# gradient bookkeeping: one generation per training step
-_GRAD_STATE = {"generation": 1}
+# Per-step state. A training step runs in one thread from start to end, so the state of the step
+# in progress (its gradient generation, the step number random layers use, a load-time weight
+# budget) is thread-local, as PyTorch's grad mode is: models trained, built or loaded in other
+# threads at the same time never see it.
+class _StepState(threading.local):
+    generation = 1          # the gradient generation of the step in progress in this thread
+    rng_step = None         # the optimizer step random layers (Dropout) use, None outside fit
+    budget = None           # (remaining floats, source file) while a file loads in this thread
+    skip_init = False       # weights created while loading are zeros, overwritten by the file
+
+
+_STATE = _StepState()
+_GENERATIONS = itertools.count(2)  # process-wide and unique: a generation never repeats
 
 
 def new_grad_generation() -> int:
-    """Start a new backward pass: every gradient slot counts as unwritten again."""
-    _GRAD_STATE["generation"] += 1
-    return _GRAD_STATE["generation"]
+    """Start a new backward pass in this thread: every gradient slot counts as unwritten again.
+
+    Generations come from one process-wide counter (``next`` on it is atomic), so a generation
+    started by another thread can never equal this thread's; the current one is thread-local.
+    """
+    _STATE.generation = gen = next(_GENERATIONS)
+    return gen
 
 
 def grad_target(var: "Variable") -> tuple:
     """``(grad_array, accumulate)``: accumulate is True when ``var.grad`` was already written in
     this backward pass (the layer is shared), so the new contribution must be added."""
-    gen = _GRAD_STATE["generation"]
+    gen = _STATE.generation
     if var._grad_generation == gen:
         return var.grad, True
     var._grad_generation = gen
     return var.grad, False
 
 
-_RNG = {"step": None}
-
-
 def set_rng_step(step) -> None:
-    """Set by a model around a training step: the step number random layers (Dropout) use."""
-    _RNG["step"] = step
+    """Set by a model around a training step (in the thread running it): the step number random
+    layers (Dropout) use."""
+    _STATE.rng_step = step
 
 
 def rng_step():
-    return _RNG["step"]
+    return _STATE.rng_step
 
 
 def buffer(ctx: dict, key: str, shape: tuple) -> np.ndarray:
@@ -123,23 +139,39 @@ def buffer(ctx: dict, key: str, shape: tuple) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------
 # allocation budget (set while loading a file, so a forged config cannot allocate terabytes)
-_BUDGET = {"remaining": None}
-
-
 class weight_budget:
-    """Context manager: weights created inside may hold at most ``max_elements`` floats in total."""
+    """Context manager: weights created inside, in this thread, may hold at most ``max_elements``
+    floats in total (thread-local: layers built meanwhile in other threads are not affected)."""
 
     def __init__(self, max_elements: int, source: str):
         self.max_elements, self.source = int(max_elements), source
 
     def __enter__(self):
-        self._saved = _BUDGET.get("remaining"), _BUDGET.get("source"), _BUDGET.get("skip_init")
-        _BUDGET.update(remaining=self.max_elements, source=self.source, skip_init=True)
+        self._saved = _STATE.budget, _STATE.skip_init
+        _STATE.budget, _STATE.skip_init = [self.max_elements, self.source], True
         return self
 
     def __exit__(self, *exc):
-        _BUDGET["remaining"], _BUDGET["source"], _BUDGET["skip_init"] = self._saved
+        _STATE.budget, _STATE.skip_init = self._saved
         return False
+
+
+def _physical_memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+_PHYSICAL_MEMORY = _physical_memory_bytes()
+
+
+def _check_weight_size(layer: str, cls: str, name: str, shape: tuple, size: int) -> None:
+    """Refuse, naming the layer and the shape, a weight larger than this machine's memory."""
+    limit = _PHYSICAL_MEMORY if _PHYSICAL_MEMORY else 2**62
+    if 4 * size > limit:
+        raise MemoryError(f"layer '{layer}' ({cls}): weight '{name}' of shape {shape} needs "
+                          f"{human_bytes(4 * size)}, more than this machine's {human_bytes(limit)} of memory")
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,20 +307,25 @@ class Layer:
         shape = standardize_shape(() if shape is None else shape, f"{cls}: weight shape", allow_none=False)
         name = name or f"variable_{len(self._variables)}"
         size = math.prod(shape)
-        remaining = _BUDGET["remaining"]
-        if remaining is not None:
-            if size > remaining:
-                raise ValueError(f"{_BUDGET['source']}: layer '{self.name}' declares a weight of shape "
+        budget = _STATE.budget
+        if budget is not None:
+            if size > budget[0]:
+                raise ValueError(f"{budget[1]}: layer '{self.name}' declares a weight of shape "
                                  f"{shape}, more than the file's weights can hold")
-            _BUDGET["remaining"] = remaining - size
-        if _BUDGET.get("skip_init"):
-            value = np.zeros(shape, np.float32)
-        else:
+            budget[0] -= size
+        _check_weight_size(self.name, cls, name, shape, size)
+        init = None
+        if not _STATE.skip_init:
             init = _initializers.get("glorot_uniform" if initializer is None else initializer,
                                      f"{cls} '{self.name}': initializer")
-            value = np.ascontiguousarray(init(shape, "float32"), dtype=np.float32)
-            if value.shape != shape:
-                raise ValueError(f"{cls}: initializer returned shape {value.shape}, expected {shape}")
+        try:
+            value = np.zeros(shape, np.float32) if init is None else \
+                np.ascontiguousarray(init(shape, "float32"), dtype=np.float32)
+        except MemoryError:
+            raise MemoryError(f"layer '{self.name}' ({cls}): not enough memory for weight '{name}' of shape "
+                              f"{shape} ({human_bytes(4 * size)})") from None
+        if init is not None and value.shape != shape:
+            raise ValueError(f"{cls}: initializer returned shape {value.shape}, expected {shape}")
         var = Variable(value, name, f"{self.name}/{name}", bool(trainable))
         self._variables.append(var)
         return var

@@ -11,6 +11,8 @@ Softmax (or sigmoid) on the last layer: when the model fuses it with a crossentr
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import activations as _activations
@@ -108,7 +110,7 @@ class Dense(ActivationMixin, Layer):
 
     def forward(self, x, training, ctx):
         in_dim = self.kernel.value.shape[0]
-        x2 = x.reshape(-1, in_dim)
+        x2 = x.reshape(math.prod(x.shape[:-1]), in_dim)  # not -1: ambiguous when in_dim is 0
         z = ops.matmul(x2, self.kernel.value, bias=None if self.bias is None else self.bias.value,
                        activation=self._fused_activation, out=buffer(ctx, "z", (x2.shape[0], self.units)))
         ctx["x"] = x2
@@ -187,7 +189,7 @@ class Dropout(Layer):
         if seed is None:
             from ..utils.random import next_seed
             seed = next_seed() & 0x7FFFFFFF
-        self.seed = as_int(seed, f"Dropout '{self.name}'", "seed", 0)
+        self.seed = as_int(seed, f"Dropout '{self.name}'", "seed", 0, maximum=2**64 - 1)
         self._eager_step = 0
 
     def forward(self, x, training, ctx):

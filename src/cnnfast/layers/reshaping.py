@@ -32,7 +32,7 @@ class Flatten(Layer):
 
     def forward(self, x, training, ctx):
         ctx["shape"] = x.shape
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))  # not -1: NumPy cannot resolve it for 0 rows
 
     def backward(self, dy, ctx, need_dx):
         return dy.reshape(ctx["shape"]) if need_dx else None
@@ -83,7 +83,8 @@ class Reshape(Layer):
 
     def forward(self, x, training, ctx):
         ctx["shape"] = x.shape
-        return x.reshape((x.shape[0],) + self.target_shape)
+        # the -1 resolved from the sample shape, so an empty batch reshapes too
+        return x.reshape((x.shape[0],) + self.compute_output_shape(x.shape)[1:])
 
     def backward(self, dy, ctx, need_dx):
         return dy.reshape(ctx["shape"]) if need_dx else None

@@ -32,6 +32,7 @@ from ..callbacks import CallbackList
 from ..layers import base as _base
 from ..layers.base import format_shape as _fmt
 from ..ops import _conv as _conv_ops
+from ..ops._checks import as_float
 from . import inference as _inference
 
 __all__ = ["Trainer", "check_compatible"]
@@ -123,6 +124,23 @@ class _Batches:
             yield step, idx
 
 
+def _loss_weight(loss_weights) -> float:
+    """The single output's loss weight from compile's ``loss_weights`` (a number, or a one-entry
+    list/tuple/dict); refused unless finite, since Inf or NaN would make every step NaN."""
+    if loss_weights is None:
+        return 1.0
+    w = loss_weights
+    if isinstance(w, dict):
+        w = list(w.values())
+    if isinstance(w, (list, tuple)):
+        if len(w) != 1:
+            raise ValueError(f"compile: loss_weights has {len(w)} entries but the model has one output")
+        w = w[0]
+    if isinstance(w, (bool, np.bool_)):
+        raise TypeError(f"compile: loss_weights must be a number, got {w!r}")
+    return as_float(w, "compile", "loss_weights")
+
+
 class Trainer:
     """Training API mixed into Model (Keras's ``Trainer``)."""
 
@@ -150,20 +168,11 @@ class Trainer:
                 weighted_metrics=None, run_eagerly=False, steps_per_execution=1, jit_compile="auto",
                 auto_scale_loss=True):
         """Configure training: optimizer, loss and metrics, by name or object (Keras signature)."""
+        loss_weight = _loss_weight(loss_weights)
         self.optimizer = _optimizers.get(optimizer)
         self._loss_obj = None if loss is None else _losses.get(loss)
         self.loss = loss
-        if loss_weights is None:
-            self._loss_weight = 1.0
-        else:
-            w = loss_weights
-            if isinstance(w, dict):
-                w = list(w.values())
-            if isinstance(w, (list, tuple)):
-                if len(w) != 1:
-                    raise ValueError(f"compile: loss_weights has {len(w)} entries but the model has one output")
-                w = w[0]
-            self._loss_weight = float(w)
+        self._loss_weight = loss_weight
         self._metric_specs = _metric_specs(metrics)
         self._weighted_metric_specs = _metric_specs(weighted_metrics)
         self._compiled_metrics = None

@@ -12,12 +12,14 @@ Every message names the op and the argument, and says what was expected and what
 """
 from __future__ import annotations
 
+import math
 import operator
 from typing import Sequence
 
 import numpy as np
 
 _MAX_ELEMENTS = 2**62 // 4  # float32 bytes must fit comfortably in int64
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def as_float32(x, op: str, name: str, ndim: int | Sequence[int] | None = None) -> np.ndarray:
@@ -31,7 +33,31 @@ def as_float32(x, op: str, name: str, ndim: int | Sequence[int] | None = None) -
         if arr.ndim not in allowed:
             want = " or ".join(f"{d}-D" for d in allowed)
             raise ValueError(f"{op}: {name} must be {want}, got {arr.ndim}-D array of shape {arr.shape}")
-    return np.asarray(arr, dtype=np.float32, order="C")  # keeps 0-D arrays 0-D
+    try:
+        return np.asarray(arr, dtype=np.float32, order="C")  # keeps 0-D arrays 0-D
+    except MemoryError:
+        raise MemoryError(f"{op}: not enough memory to convert {name} of shape {arr.shape} (dtype {arr.dtype}) "
+                          f"to a C-contiguous float32 array of {human_bytes(4 * arr.size)}") from None
+
+
+def human_bytes(n: int) -> str:
+    """``n`` bytes for a message: ``"4.0 TiB"``."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+    i = 0
+    while n >= 1024 and i < len(units) - 1:
+        n, i = n / 1024, i + 1
+    return f"{n:.0f} {units[i]}" if i == 0 else f"{n:.1f} {units[i]}"
+
+
+def empty(shape: tuple, op: str, dtype=np.float32) -> np.ndarray:
+    """``np.empty`` after :func:`check_size`, with a MemoryError that names ``op`` and the size."""
+    shape = check_size(tuple(int(s) for s in shape), op)
+    try:
+        return np.empty(shape, dtype=dtype)
+    except MemoryError:
+        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+        raise MemoryError(f"{op}: not enough memory for an output of shape {shape} "
+                          f"({human_bytes(nbytes)})") from None
 
 
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
@@ -64,7 +90,7 @@ def check_out(out, shape: tuple, op: str, inputs: Sequence[np.ndarray] = (), nam
     """Validate an ``out=`` array (never converted), or allocate one when ``out`` is None."""
     shape = tuple(int(s) for s in shape)
     if out is None:
-        return np.empty(check_size(shape, op), dtype=np.float32)
+        return empty(shape, op)
     if type(out) is not np.ndarray:  # subclasses (np.matrix, masked arrays) change indexing rules
         raise TypeError(f"{op}: {name} must be a numpy.ndarray, got {type(out).__name__}")
     if out.dtype != np.float32:
@@ -81,6 +107,26 @@ def check_out(out, shape: tuple, op: str, inputs: Sequence[np.ndarray] = (), nam
     return out
 
 
+def check_state(arr, op: str, name: str, shape: tuple | None, others=(), writeable: bool = True) -> np.ndarray:
+    """An array updated in place: never converted, so it must already be exactly right
+    (float32, C-contiguous, writeable, of `shape` unless None, not overlapping `others`)."""
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{op}: {name} must be a numpy.ndarray (it is updated in place), got {type(arr).__name__}")
+    if arr.dtype != np.float32:
+        raise TypeError(f"{op}: {name} must have dtype float32 (it is updated in place, never converted), "
+                        f"got {arr.dtype}")
+    if shape is not None and arr.shape != tuple(shape):
+        raise ValueError(f"{op}: {name} must have shape {tuple(shape)}, got {arr.shape}")
+    if not arr.flags.c_contiguous:
+        raise ValueError(f"{op}: {name} must be C-contiguous (it is updated in place)")
+    if writeable and not arr.flags.writeable:
+        raise ValueError(f"{op}: {name} is read-only but is updated in place")
+    for other_name, other in others:
+        if other is not None and arr.size and np.may_share_memory(arr, other):
+            raise ValueError(f"{op}: {name} overlaps {other_name}; pass separate arrays")
+    return arr
+
+
 def check_size(shape: tuple, op: str) -> tuple:
     """Refuse shapes whose element count overflows or is absurd, before anything is allocated."""
     total = 1
@@ -93,8 +139,9 @@ def check_size(shape: tuple, op: str) -> tuple:
     return shape
 
 
-def as_int(value, op: str, name: str, minimum: int | None = None) -> int:
-    """An integer argument (bool refused), at least ``minimum``."""
+def as_int(value, op: str, name: str, minimum: int | None = None, maximum: int = _INT64_MAX) -> int:
+    """An integer argument (bool refused), at least ``minimum`` and at most ``maximum`` (by default
+    the int64 range the kernels take: larger Python ints are refused here, naming the op)."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{op}: {name} must be an integer, got {value!r}")
     try:
@@ -103,6 +150,9 @@ def as_int(value, op: str, name: str, minimum: int | None = None) -> int:
         raise TypeError(f"{op}: {name} must be an integer, got {value!r}") from None
     if minimum is not None and v < minimum:
         raise ValueError(f"{op}: {name} must be >= {minimum}, got {v}")
+    if v > maximum or v < _INT64_MIN:  # refused before Cython's anonymous OverflowError
+        limit = "fit in a signed 64-bit integer" if maximum == _INT64_MAX else f"be <= {maximum}"
+        raise ValueError(f"{op}: {name} must {limit}, got {v}")
     return v
 
 

@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from .. import _kernels
-from ._checks import as_float32, as_int, as_pair, check_choice, check_out, check_size
+from ._checks import as_float32, as_int, as_pair, check_choice, check_out, check_size, empty
 
 __all__ = ["conv2d", "conv2d_max_pool2d", "conv2d_backward", "conv2d_output_shape", "conv2d_transpose",
            "conv2d_transpose_backward", "conv2d_transpose_output_shape", "correlate2d",
@@ -360,7 +360,7 @@ def conv2d_max_pool2d(x, w, bias=None, strides=(1, 1), padding="valid", dilation
     Returns:
         ``y`` of shape ``(N, Hp, Wp, Cout)``, or ``(y, argmax)``.
     """
-    from ._pool import _U8_MAX_CELLS, _geometry, _index_bytes, _raw, max_pool2d
+    from ._pool import _U8_MAX_CELLS, _check_argmax_cells, _geometry, _index_bytes, _raw, max_pool2d
     op = "conv2d_max_pool2d"
     x, w, bias, act, groups, strides, dilation, (ho, wo, pt, pl) = _conv_forward_args(
         op, x, w, bias, strides, padding, dilation, groups, activation)
@@ -369,14 +369,16 @@ def conv2d_max_pool2d(x, w, bias=None, strides=(1, 1), padding="valid", dilation
     z_shape = (n, ho, wo, cout)
     g = _cached_geometry((op, z_shape), (pool_size, pool_strides, pool_padding),
                          lambda: _geometry(op, z_shape, pool_size, pool_strides, pool_padding))
+    if return_argmax:
+        _check_argmax_cells(op, g[6], g[7])
     if groups != 1 or c == 0 or n * ho * wo * cout == 0:   # depthwise / degenerate: two passes
         z = conv2d(x, w, bias, strides, padding, dilation, groups, activation)
         return max_pool2d(z, pool_size, pool_strides, pool_padding, return_argmax)
-    out_shape = check_size((g[0], g[4], g[5], g[3]), op)
-    y = np.empty(out_shape, dtype=np.float32)
+    out_shape = (g[0], g[4], g[5], g[3])
+    y = empty(out_shape, op)
     argmax = None
     if return_argmax:
-        argmax = np.empty(out_shape, dtype=np.uint8 if g[6] * g[7] <= _U8_MAX_CELLS else np.int32)
+        argmax = empty(out_shape, op, np.uint8 if g[6] * g[7] <= _U8_MAX_CELLS else np.int32)
     if y.size:
         _kernels.conv2d_fwd_maxpool(x, w, bias, (n, ho, wo, cout),
                                     _params(strides, (pt, pl), dilation, groups), act, g,
@@ -533,7 +535,7 @@ def conv2d_transpose(x, w, bias=None, strides=(1, 1), padding="valid", output_pa
                                                              output_padding, dilation, op)
     bias = _check_bias(bias, w.shape[2], op)
     act = _activation(activation, op)
-    out = np.empty(oshape, np.float32)
+    out = empty(oshape, op)  # checked: strides can make the output arbitrarily large
     if out.size == 0:
         return out
     if x.shape[3] == 0 or x.shape[1] == 0 or x.shape[2] == 0:

@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from .. import _kernels
-from ._checks import as_float, as_float32, as_int, as_labels, check_out, check_size
+from ._checks import as_float, as_float32, as_int, as_labels, check_out, check_size, check_state
 
 __all__ = [
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
@@ -32,26 +32,6 @@ _UINT64_LIMIT = 2**64
 
 def _flat(a: np.ndarray) -> np.ndarray:
     return a.reshape(-1)
-
-
-def check_state(arr, op: str, name: str, shape: tuple | None, others=(), writeable: bool = True) -> np.ndarray:
-    """An array updated in place: never converted, so it must already be exactly right
-    (float32, C-contiguous, writeable, of `shape` unless None, not overlapping `others`)."""
-    if not isinstance(arr, np.ndarray):
-        raise TypeError(f"{op}: {name} must be a numpy.ndarray (it is updated in place), got {type(arr).__name__}")
-    if arr.dtype != np.float32:
-        raise TypeError(f"{op}: {name} must have dtype float32 (it is updated in place, never converted), "
-                        f"got {arr.dtype}")
-    if shape is not None and arr.shape != tuple(shape):
-        raise ValueError(f"{op}: {name} must have shape {tuple(shape)}, got {arr.shape}")
-    if not arr.flags.c_contiguous:
-        raise ValueError(f"{op}: {name} must be C-contiguous (it is updated in place)")
-    if writeable and not arr.flags.writeable:
-        raise ValueError(f"{op}: {name} is read-only but is updated in place")
-    for other_name, other in others:
-        if other is not None and arr.size and np.may_share_memory(arr, other):
-            raise ValueError(f"{op}: {name} overlaps {other_name}; pass separate arrays")
-    return arr
 
 
 def _as_f32(x, op: str, name: str) -> np.ndarray:
@@ -254,8 +234,8 @@ def _dropout_args(op: str, rate, seed, step) -> tuple[float, int, int]:
     rate = as_float(rate, op, "rate")
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"{op}: rate must be in [0, 1), got {rate}")
-    seed = as_int(seed, op, "seed", minimum=0)
-    step = as_int(step, op, "step", minimum=0)
+    seed = as_int(seed, op, "seed", minimum=0, maximum=_UINT64_LIMIT)  # the kernels take uint64
+    step = as_int(step, op, "step", minimum=0, maximum=_UINT64_LIMIT)
     for name, v in (("seed", seed), ("step", step)):
         if v >= _UINT64_LIMIT:
             raise ValueError(f"{op}: {name} must be < 2**64, got {v}")

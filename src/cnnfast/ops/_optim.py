@@ -32,8 +32,7 @@ import math
 import numpy as np
 
 from .. import _kernels
-from ._checks import as_float, as_float32, as_int
-from ._eltwise import check_state
+from ._checks import as_float, as_float32, as_int, check_state
 
 __all__ = ["sgd_update", "adam_update", "rmsprop_update", "apply_weight_decay", "global_norm"]
 

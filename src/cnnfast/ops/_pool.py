@@ -11,7 +11,8 @@ Geometry follows Keras ``MaxPooling2D`` / ``AveragePooling2D`` (channels_last):
 
 Max pooling can return the position of each maximum inside its window, ``kh * pool_w + kw``, for
 the backward pass. It is ``uint8`` when the window has at most 256 cells (every usual pool size)
-and ``int32`` for larger windows. Ties keep the first cell in row-major order; a NaN in a window
+and ``int32`` for larger windows (up to 2**31 cells; larger windows are refused when an argmax is
+asked for). Ties keep the first cell in row-major order; a NaN in a window
 wins, so NaNs propagate as in PyTorch.
 """
 from __future__ import annotations
@@ -27,6 +28,15 @@ __all__ = [
 ]
 
 _U8_MAX_CELLS = 256  # window cells addressable by a uint8 argmax (indices 0..255)
+_I32_MAX_CELLS = 2**31  # window cells addressable by an int32 argmax (indices 0..2**31 - 1)
+
+
+def _check_argmax_cells(op: str, ph: int, pw: int) -> None:
+    """Refuse windows whose cell numbers ``kh * pool_w + kw`` an int32 argmax cannot hold."""
+    if ph * pw > _I32_MAX_CELLS:
+        raise ValueError(f"{op}: pool_size ({ph}, {pw}) has {ph * pw} window cells, more than the 2**31 an "
+                         f"int32 argmax can index; use a smaller pool_size (a pool larger than the padded "
+                         f"input gives the same maximum)")
 
 
 def _pool_axis(op: str, size, pool: int, stride: int, padding: str, axis: str):
@@ -138,6 +148,7 @@ def max_pool2d(x, pool_size=(2, 2), strides=None, padding="valid", return_argmax
     y = np.empty(out_shape, dtype=np.float32)
     argmax = None
     if return_argmax:
+        _check_argmax_cells(op, g[6], g[7])
         argmax = np.empty(out_shape, dtype=np.uint8 if g[6] * g[7] <= _U8_MAX_CELLS else np.int32)
     if y.size:
         _kernels.maxpool2d_fwd(g, x.reshape(-1), y.reshape(-1), None if argmax is None else _raw(argmax),
@@ -185,6 +196,7 @@ def max_pool2d_backward(dy, argmax, input_shape, pool_size=(2, 2), strides=None,
     shape = _input_shape(op, input_shape)
     g = _geometry(op, shape, pool_size, strides, padding)
     out_shape = (g[0], g[4], g[5], g[3])
+    _check_argmax_cells(op, g[6], g[7])
     dy = _check_grad(op, dy, out_shape)
     argmax = _check_argmax(op, argmax, out_shape, g[6] * g[7])
     dx = np.empty(check_size(shape, op), dtype=np.float32)

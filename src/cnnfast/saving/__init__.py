@@ -165,8 +165,9 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         with weight_budget(len(weights_blob) // 4 + 16, source):
             model = deserialize_layer({"class_name": config["class_name"], "config": config.get("config")},
                                       f"{source}: config.json")
-    except ConfigError as exc:
-        raise InvalidFileError(str(exc)) from None
+    except ConfigError as exc:  # most messages already start with the file; say it once
+        message = str(exc) if str(exc).startswith(source) else f"{source}: config.json: {exc}"
+        raise InvalidFileError(message) from exc
     if model.weights or weights_blob:
         if not weights_blob:
             raise InvalidFileError(f"{source}: missing model.weights.npz")

@@ -38,11 +38,20 @@ import io
 import json
 import math
 import os
-import tempfile
+import secrets
+import stat
+import struct
+import tokenize
 import zipfile
 import zlib
 
 import numpy as np
+
+try:
+    from lzma import LZMAError as _LZMAError
+except ImportError:  # a Python built without lzma: zipfile cannot read LZMA members at all
+    class _LZMAError(Exception):
+        pass
 
 __all__ = ["InvalidFileError", "write_atomic", "read_archive", "npz_bytes", "read_npz", "FORMAT",
            "WEIGHTS_FORMAT", "MEMBERS"]
@@ -61,16 +70,74 @@ class InvalidFileError(ValueError):
     """A model or weights file cnnfast refuses to load (corrupt, truncated, forged or foreign)."""
 
 
+# What zipfile and its decompressors raise on damaged input, besides BadZipFile: a forged
+# "version needed" (NotImplementedError), an unsupported method or an encrypted member
+# (NotImplementedError, RuntimeError), offsets before the start (ValueError: negative seek),
+# corrupt deflate/bzip2/LZMA streams (zlib.error, OSError, lzma.LZMAError), short reads
+# (EOFError) and malformed headers (struct.error).
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, _LZMAError, struct.error, EOFError, OSError,
+               ValueError, NotImplementedError, RuntimeError)
+
+
 # -- writing --------------------------------------------------------------------------------------
+def _fsync_directory(directory: str) -> None:
+    try:
+        dfd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:  # some filesystems cannot fsync a directory; the rename is done anyway
+        pass
+    finally:
+        os.close(dfd)
+
+
+def _create_temporary(path: str) -> tuple[int, str]:
+    """A new, empty, uniquely named file next to ``path``, opened for writing.
+
+    Its permissions are those ``open(path, "wb")`` would give the final file: an existing
+    file's mode is kept, a new file gets ``0o666`` minus the umask (applied by the kernel to the
+    ``os.open`` mode, so the process-wide umask is never read or changed).
+    """
+    directory, base = os.path.split(os.path.abspath(path))
+    try:
+        st = os.stat(path)
+        keep_mode = stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
+    except OSError:
+        keep_mode = None
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        if keep_mode is not None:
+            try:
+                os.fchmod(fd, keep_mode)
+            except (AttributeError, OSError):  # no fchmod (Windows) or not permitted: keep the default
+                pass
+        return fd, tmp
+    raise FileExistsError(f"cannot create a temporary file next to {path}")
+
+
 def write_atomic(path: str, write, overwrite: bool = True) -> None:
-    """Create ``path`` by calling ``write(fileobj)`` on a temporary file, fsync, then rename."""
+    """Create ``path`` by calling ``write(fileobj)`` on a temporary file in the same directory,
+    fsync it, ``os.replace`` it over ``path``, then fsync the directory.
+
+    A crash or an exception at any point leaves either the old file or the new one under
+    ``path``, never a partial one, and no temporary file behind (except after a power loss). The
+    new file gets the permissions ``open()`` would give it (umask honoured, an overwritten file's
+    mode kept).
+    """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"{path} exists and overwrite=False")
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"cannot save to {path}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -83,14 +150,7 @@ def write_atomic(path: str, write, overwrite: bool = True) -> None:
         except OSError:
             pass
         raise
-    try:
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:  # some filesystems cannot fsync a directory; the rename is done anyway
-        pass
+    _fsync_directory(directory)
 
 
 def npz_bytes(arrays: dict) -> bytes:
@@ -128,11 +188,14 @@ def _read_member(zf, info, limit, source):
     if info.compress_type != zipfile.ZIP_STORED and info.file_size > MAX_RATIO * info.compress_size + (1 << 20):
         raise InvalidFileError(f"{source}: member {info.filename!r} expands {info.file_size} bytes from "
                                f"{info.compress_size}: refused as a zip bomb")
+    if info.flag_bits & 0x1:
+        raise InvalidFileError(f"{source}: member {info.filename!r} is encrypted; cnnfast files never are")
     try:
         with zf.open(info) as f:
             data = f.read(limit + 1)
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
-        raise InvalidFileError(f"{source}: member {info.filename!r} is corrupt or truncated ({exc})") from None
+    except _ZIP_ERRORS as exc:
+        raise InvalidFileError(f"{source}: member {info.filename!r} is corrupt or truncated "
+                               f"({type(exc).__name__}: {exc})") from exc
     if len(data) > limit or len(data) != info.file_size:
         raise InvalidFileError(f"{source}: member {info.filename!r} has {len(data)} bytes but declares "
                                f"{info.file_size}")
@@ -147,8 +210,8 @@ def read_archive(path, allowed=MEMBERS, limits=None) -> dict:
         zf = zipfile.ZipFile(source)
     except FileNotFoundError:
         raise
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise InvalidFileError(f"{source}: not a valid zip archive ({exc})") from None
+    except _ZIP_ERRORS as exc:
+        raise InvalidFileError(f"{source}: not a valid zip archive ({type(exc).__name__}: {exc})") from exc
     with zf:
         infos = zf.infolist()
         if len(infos) > len(allowed):
@@ -175,6 +238,9 @@ def parse_json(data: bytes, what: str):
 
 
 _ALLOWED_DTYPES = (np.dtype(np.float32), np.dtype(np.int64))
+# NumPy parses a .npy header with the tokenizer and ast.literal_eval: a malformed one can raise
+# any of these (an unterminated header gives tokenize.TokenError).
+_NPY_HEADER_ERRORS = (ValueError, EOFError, SyntaxError, TypeError, tokenize.TokenError, RecursionError)
 
 
 def read_npz(data: bytes, source: str, expected: dict | None = None, extra_unicode=()) -> dict:
@@ -186,8 +252,8 @@ def read_npz(data: bytes, source: str, expected: dict | None = None, extra_unico
     """
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
-        raise InvalidFileError(f"{source}: not a valid .npz archive ({exc})") from None
+    except _ZIP_ERRORS as exc:
+        raise InvalidFileError(f"{source}: not a valid .npz archive ({type(exc).__name__}: {exc})") from exc
     out = {}
     with zf:
         infos = zf.infolist()
@@ -211,8 +277,9 @@ def read_npz(data: bytes, source: str, expected: dict | None = None, extra_unico
                     shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
                 else:
                     raise ValueError(f"unsupported .npy version {version}")
-            except (ValueError, EOFError, SyntaxError) as exc:
-                raise InvalidFileError(f"{source}: array {name!r} has a bad header ({exc})") from None
+            except _NPY_HEADER_ERRORS as exc:
+                raise InvalidFileError(f"{source}: array {name!r} has a bad header "
+                                       f"({type(exc).__name__}: {exc})") from exc
             if dtype.hasobject:
                 raise InvalidFileError(f"{source}: array {name!r} holds Python objects; refused (no pickle)")
             if name in extra_unicode:
@@ -236,8 +303,8 @@ def read_npz(data: bytes, source: str, expected: dict | None = None, extra_unico
             f.seek(0)
             try:
                 arr = np.lib.format.read_array(f, allow_pickle=False)
-            except (ValueError, EOFError) as exc:
-                raise InvalidFileError(f"{source}: array {name!r} cannot be read ({exc})") from None
+            except (ValueError, EOFError, OSError) as exc:
+                raise InvalidFileError(f"{source}: array {name!r} cannot be read ({exc})") from exc
             out[name] = arr
     if expected is not None:
         missing = [k for k in expected if k not in out]

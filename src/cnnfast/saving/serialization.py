@@ -135,7 +135,11 @@ def sequential_from_config(config):
     name = config.get("name")
     model = Sequential(name=name if isinstance(name, str) and name else None)
     for i, entry in enumerate(entries):
-        model.add(deserialize_layer(entry, f"Sequential layer {i}"), rebuild=False)
+        layer = deserialize_layer(entry, f"Sequential layer {i}")
+        try:
+            model.add(layer, rebuild=False)
+        except (TypeError, ValueError) as exc:  # e.g. two layers with the same name
+            raise ConfigError(f"Sequential '{model.name}': layer {i}: {exc}") from exc
     if model._has_input() and model.layers:
         try:
             model._build_graph()
