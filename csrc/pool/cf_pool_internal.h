@@ -21,5 +21,9 @@ typedef struct {
 extern const cf_pool_kernels cf_pool_kernels__generic;
 extern const cf_pool_kernels cf_pool_kernels__avx2;
 extern const cf_pool_kernels cf_pool_kernels__avx512;
+#if !defined(__x86_64__)  /* portable build: no AVX files; cf_get_isa() is always generic */
+#define cf_pool_kernels__avx2 cf_pool_kernels__generic
+#define cf_pool_kernels__avx512 cf_pool_kernels__generic
+#endif
 
 #endif /* CF_POOL_INTERNAL_H */
