@@ -1,9 +1,12 @@
 """cnnfast beside the other native libraries of a scientific Python process.
 
-* ``import cnnfast`` before or after ``import torch`` and beside SciPy's/NumPy's OpenBLAS (and
-  scikit-learn when installed): no crash, and every library still computes the right thing.
+* ``import cnnfast`` before or after ``import torch``, beside SciPy's/NumPy's OpenBLAS, and beside
+  scikit-learn (its own vendored libgomp and OpenBLAS): no crash, and every library still
+  computes the right thing.
 * threadpoolctl sees cnnfast's OpenMP runtime, and ``threadpool_limits`` lowers the thread count
-  cnnfast's kernels use (``cnnfast.get_num_threads()`` honours it), then restores it.
+  cnnfast's kernels use (``cnnfast.get_num_threads()`` honours it), then restores it; under a
+  limit of 1 no pool in the process (cnnfast's, OpenBLAS's, scikit-learn's, PyTorch's) keeps more
+  than one thread.
 
 Each scenario runs in a fresh interpreter: the import order is the point, and the test process has
 usually imported torch already while collecting the other test files.
@@ -67,6 +70,26 @@ assert np.allclose(np.linalg.solve(a, a), np.eye(300), atol=1e-8)
     assert proc.returncode == 0 and "ok" in proc.stdout, describe(proc)
 
 
+SKLEARN_PART = """
+from sklearn.cluster import KMeans
+from sklearn.linear_model import Ridge
+pts = np.concatenate([np.random.default_rng(2).standard_normal((200, 4)) + c for c in (-6.0, 0.0, 6.0)])
+km = KMeans(n_clusters=3, n_init=3, random_state=0).fit(pts)  # OpenMP (scikit-learn's libgomp)
+assert sorted(np.bincount(km.labels_).tolist()) == [200, 200, 200], np.bincount(km.labels_)
+coef = Ridge(alpha=1e-9).fit(pts, pts @ np.arange(1.0, 5.0)).coef_  # BLAS/LAPACK
+assert np.allclose(coef, np.arange(1.0, 5.0), atol=1e-6), coef
+"""
+
+
+@pytest.mark.skipif(not HAS_SKLEARN, reason="scikit-learn not installed (pip install scikit-learn)")
+@pytest.mark.parametrize("order", ["sklearn-first", "cnnfast-first"])
+def test_cnnfast_beside_sklearn(order):
+    sk = "import numpy as np\n" + SKLEARN_PART
+    code = (sk + CHECK_CNNFAST + sk) if order == "sklearn-first" else (CHECK_CNNFAST + sk + CHECK_CNNFAST)
+    proc = run_python(code + "print('ok')", timeout=180, threads=2)
+    assert proc.returncode == 0 and "ok" in proc.stdout, describe(proc)
+
+
 THREADPOOLCTL_CODE = """
 import os, re, numpy as np
 import cnnfast
@@ -93,6 +116,9 @@ two = ops.conv2d_backward(dy, x, w)[1]
 
 with threadpoolctl.threadpool_limits(1):
     assert cnnfast.get_num_threads() == 1
+    # no oversubscription: every pool in the process (OpenMP and BLAS alike) is down to one thread
+    over = [(i["filepath"], i["num_threads"]) for i in threadpoolctl.threadpool_info() if i["num_threads"] != 1]
+    assert not over, over
     assert ops.conv2d_backward(dy, x, w)[1].tobytes() == one.tobytes()  # really on one thread
 with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
     assert cnnfast.get_num_threads() == 1
@@ -107,11 +133,14 @@ print("ok", len(info))
 
 
 @pytest.mark.skipif(not HAS_THREADPOOLCTL, reason="threadpoolctl not installed (pip install threadpoolctl)")
-@pytest.mark.parametrize("beside", ["alone", "scipy", "torch"])
+@pytest.mark.parametrize("beside", ["alone", "scipy", "torch", "sklearn"])
 def test_threadpoolctl_sees_and_limits_cnnfast(beside):
     if beside == "torch" and not HAS_TORCH:
         pytest.skip("torch not installed")
-    extra = {"alone": "", "scipy": "import scipy.linalg", "torch": "import torch"}[beside]
+    if beside == "sklearn" and not HAS_SKLEARN:
+        pytest.skip("scikit-learn not installed (pip install scikit-learn)")
+    extra = {"alone": "", "scipy": "import scipy.linalg", "torch": "import torch",
+             "sklearn": "import sklearn.cluster, sklearn.linear_model"}[beside]
     proc = run_python(THREADPOOLCTL_CODE.replace("{extra_imports}", extra), timeout=180, threads=2)
     assert proc.returncode == 0 and "ok" in proc.stdout, describe(proc)
 

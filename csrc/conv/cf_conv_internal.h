@@ -152,6 +152,10 @@ typedef struct {
 extern const cf_conv_kernels cf_conv_kernels_generic;
 extern const cf_conv_kernels cf_conv_kernels_avx2;
 extern const cf_conv_kernels cf_conv_kernels_avx512;
+#if !defined(__x86_64__)  /* portable build: no AVX files; cf_get_isa() is always generic */
+#define cf_conv_kernels_avx2 cf_conv_kernels_generic
+#define cf_conv_kernels_avx512 cf_conv_kernels_generic
+#endif
 
 /* Floor / ceiling division for signed numerators and positive denominators. */
 static inline int64_t cf_floordiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }

@@ -35,5 +35,9 @@ typedef struct {
 extern const cf_eltwise_kernels cf_eltwise_kernels__generic;
 extern const cf_eltwise_kernels cf_eltwise_kernels__avx2;
 extern const cf_eltwise_kernels cf_eltwise_kernels__avx512;
+#if !defined(__x86_64__)  /* portable build: no AVX files; cf_get_isa() is always generic */
+#define cf_eltwise_kernels__avx2 cf_eltwise_kernels__generic
+#define cf_eltwise_kernels__avx512 cf_eltwise_kernels__generic
+#endif
 
 #endif /* CF_ELTWISE_INTERNAL_H */

@@ -44,9 +44,12 @@ cf_status cf_fma_peak(int64_t iterations, double *flops, double *seconds) {
     {
         CF_FTZ_BEGIN;
         float s;
+#if defined(__x86_64__)  /* portable builds have only the generic probe (cf_get_isa() is generic) */
         if (isa == CF_ISA_AVX512) s = cf_fma_probe__avx512(iterations, x, y);
         else if (isa == CF_ISA_AVX2) s = cf_fma_probe__avx2(iterations, x, y);
-        else s = probe_generic(iterations, x, y);
+        else
+#endif
+        s = probe_generic(iterations, x, y);
         if (cf_thread_id() == 0) used = cf_thread_count();
         sink = s;
         CF_FTZ_END;

@@ -24,12 +24,17 @@
 
 static const cf_sgemm_config configs[CF_ISA_COUNT] = {
     [CF_ISA_GENERIC] = {4, 16, 1024, 256, 256, 128, 128, cf_sgemm_ukr_4x16__generic},
+#if defined(__x86_64__)  /* portable builds compile no AVX files and only run the generic path */
     [CF_ISA_AVX2] = {6, 16, 4080, 256, 512, 768, 256, cf_sgemm_ukr_6x16__avx2},
     [CF_ISA_AVX512] = {14, 32, 4032, 384, 512, 768, 256, cf_sgemm_ukr_14x32__avx512},
+#endif
 };
 
 const cf_sgemm_config *cf_sgemm_config_for(cf_isa isa) {
     if ((int)isa < 0 || (int)isa >= CF_ISA_COUNT) isa = CF_ISA_GENERIC;
+#if !defined(__x86_64__)
+    isa = CF_ISA_GENERIC;
+#endif
     return &configs[isa];
 }
 

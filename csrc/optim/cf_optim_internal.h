@@ -30,5 +30,9 @@ typedef struct {
 extern const cf_optim_kernels cf_optim_kernels__generic;
 extern const cf_optim_kernels cf_optim_kernels__avx2;
 extern const cf_optim_kernels cf_optim_kernels__avx512;
+#if !defined(__x86_64__)  /* portable build: no AVX files; cf_get_isa() is always generic */
+#define cf_optim_kernels__avx2 cf_optim_kernels__generic
+#define cf_optim_kernels__avx512 cf_optim_kernels__generic
+#endif
 
 #endif /* CF_OPTIM_INTERNAL_H */

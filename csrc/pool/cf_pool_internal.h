@@ -31,5 +31,9 @@ int cf_maxpool2d_fwd_args_ok(const cf_pool2d_shape *s, int index_bytes);
 extern const cf_pool_kernels cf_pool_kernels__generic;
 extern const cf_pool_kernels cf_pool_kernels__avx2;
 extern const cf_pool_kernels cf_pool_kernels__avx512;
+#if !defined(__x86_64__)  /* portable build: no AVX files; cf_get_isa() is always generic */
+#define cf_pool_kernels__avx2 cf_pool_kernels__generic
+#define cf_pool_kernels__avx512 cf_pool_kernels__generic
+#endif
 
 #endif /* CF_POOL_INTERNAL_H */

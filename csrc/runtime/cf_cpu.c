@@ -6,10 +6,11 @@
  * the way NumPy's npy_cpu_features.c does: XCR0 & 0x6 (XMM|YMM) for AVX2, XCR0 & 0xE6
  * (plus opmask, ZMM_Hi256, Hi16_ZMM) for AVX-512. The result is computed once; cf_set_isa lets
  * tests and users force a lower path (CNNFAST_ISA), never a higher one.
+ * On other targets (aarch64, ...) only the portable C kernels are built and this returns generic.
  */
 #include "cnnfast/runtime.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__)  /* the AVX2/AVX-512 files are compiled for x86-64 targets only */
 #include <cpuid.h>
 
 static uint64_t read_xcr0(void) {
