@@ -11,6 +11,9 @@ import cnnfast
 
 # Every path this CPU has; under CNNFAST_ISA (CI's forced runs), only that path and those below it.
 ISAS = cnnfast.available_isas()
+# Memory-bound kernels stay on one thread below 16 MiB touched (cnnfast/runtime.h); the tests'
+# arrays are small, so lower the cut to 128 KiB for the 2-thread runs to exercise the splits.
+cnnfast._kernels.set_parallel_min_bytes(128 * 1024)
 if os.environ.get("CNNFAST_ISA"):
     ISAS = ISAS[:ISAS.index(cnnfast.get_isa()) + 1]
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]

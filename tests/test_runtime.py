@@ -108,3 +108,18 @@ def test_wait_policy_defaults_to_passive_but_respects_the_user():
     env["GOMP_SPINCOUNT"] = "1000"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.stdout.strip() == "None"
+
+
+def test_parallel_cut_for_memory_bound_kernels():
+    """Default 16 MiB (set in C; the test session lowers it, see conftest); negative refused."""
+    code = "import cnnfast; print(cnnfast._kernels.get_parallel_min_bytes())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(out.stdout) == 16 << 20
+    previous = cnnfast._kernels.get_parallel_min_bytes()
+    try:
+        cnnfast._kernels.set_parallel_min_bytes(0)
+        assert cnnfast._kernels.get_parallel_min_bytes() == 0
+        with pytest.raises(ValueError, match="set_parallel_min_bytes"):
+            cnnfast._kernels.set_parallel_min_bytes(-1)
+    finally:
+        cnnfast._kernels.set_parallel_min_bytes(previous)

@@ -33,13 +33,9 @@
  * call these without its buffer being reallocated underneath it. */
 #define CF_WS_SLOT (CF_WORKSPACE_SLOTS - 1)
 
-/* Below this much data touched, a parallel region costs more than it saves (fork/join on a busy
- * 2-vCPU VM is 5-200 us; a 128 KB pass over L2 is ~5 us). */
-#define CF_PARALLEL_MIN_BYTES ((int64_t)128 * 1024)
-
 /* Threads for `items` independent work items touching `bytes` bytes in total. */
 static inline int cf_threads_for_bytes(int64_t items, int64_t bytes) {
-    return bytes < CF_PARALLEL_MIN_BYTES ? 1 : cf_threads_for(items);
+    return bytes < cf_get_parallel_min_bytes() ? 1 : cf_threads_for(items);
 }
 
 /* Contiguous static split of n elements over nthr threads in whole chunks of `chunk` elements

@@ -42,6 +42,16 @@ int cf_get_num_threads(void) {
     return n < 1 ? 1 : n;
 }
 
+static volatile int64_t parallel_min_bytes = CF_DEFAULT_PARALLEL_MIN_BYTES;
+
+cf_status cf_set_parallel_min_bytes(int64_t bytes) {
+    if (bytes < 0) return CF_ERR_ARGUMENT;
+    parallel_min_bytes = bytes;
+    return CF_OK;
+}
+
+int64_t cf_get_parallel_min_bytes(void) { return parallel_min_bytes; }
+
 int cf_openmp_version(void) {
 #ifdef _OPENMP
     return _OPENMP;

@@ -7,6 +7,8 @@ cdef extern from "cnnfast.h" nogil:
     const char *cf_isa_name(int isa)
     cf_status cf_set_num_threads(int n)
     int cf_get_num_threads()
+    cf_status cf_set_parallel_min_bytes(int64_t bytes)
+    int64_t cf_get_parallel_min_bytes()
     const char *cf_compiler_info()
     int cf_openmp_version()
     int CF_ISA_COUNT
@@ -35,6 +37,14 @@ def set_num_threads(int n):
 
 def get_num_threads():
     return cf_get_num_threads()
+
+
+def set_parallel_min_bytes(int64_t nbytes):
+    check_status(cf_set_parallel_min_bytes(nbytes), "set_parallel_min_bytes")
+
+
+def get_parallel_min_bytes():
+    return cf_get_parallel_min_bytes()
 
 
 def compiler_info():

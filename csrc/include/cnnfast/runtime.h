@@ -44,6 +44,15 @@ const char *cf_isa_name(int isa);
 cf_status cf_set_num_threads(int n);
 int cf_get_num_threads(void);
 
+/* Memory-bound kernels (element-wise ops, pooling, optimisers) run on the calling thread while
+ * a call touches fewer bytes than this, whatever the thread count: waking a sleeping worker
+ * costs tens to hundreds of microseconds on virtual machines, more than such a kernel saves, and
+ * one core already streams most of the memory bandwidth. Default 16 MiB; tests lower it to run
+ * the parallel splits on small arrays. Negative values are refused. */
+#define CF_DEFAULT_PARALLEL_MIN_BYTES ((int64_t)16 << 20)
+cf_status cf_set_parallel_min_bytes(int64_t bytes);
+int64_t cf_get_parallel_min_bytes(void);
+
 /* Build information for show_config(). */
 const char *cf_compiler_info(void);   /* e.g. "GNU 12.2.0" */
 int cf_openmp_version(void);          /* _OPENMP date (e.g. 201511), or 0 without OpenMP */
