@@ -213,7 +213,7 @@ def test_conv_pool_fusions_equal_unfused(rng, pool, activation, threads):
     assert lf == lp
     for a, b in zip(gf, gp):
         np.testing.assert_array_equal(a, b)
-    for batch in (x, x[:1]):   # batch 1 < 2 threads takes the unfused path
+    for batch in (x, x[:1]):   # batch 1 on 2 threads: fused only because this conv is small
         np.testing.assert_array_equal(fused.predict(batch, verbose=0), plain.predict(batch, verbose=0))
 
 

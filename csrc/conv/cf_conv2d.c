@@ -34,7 +34,7 @@
  *   DEPTHWISE (c == groups, multiplier < VLEN): direct loops vectorised over channels.
  *
  * Threads: one parallel region per call, static contiguous split of output rows (work items),
- * FTZ/DAZ inside; problems below ~1 MFLOP run on one thread.
+ * FTZ/DAZ inside; problems below ~20 MFLOP run on one thread.
  */
 #include <string.h>
 #include "cnnfast/conv.h"
@@ -42,7 +42,9 @@
 #include "cf_conv_internal.h"
 #include "pool/cf_pool_internal.h"
 
-#define CF_CONV_SERIAL_FLOPS 1.0e6   /* below this, one thread: fork/join costs more */
+#define CF_CONV_SERIAL_FLOPS 2.0e7   /* below this (~0.2 ms), one thread: waking a worker costs
+                                        20-200 us on a VM (CIFAR batch-1 latency: 383 us on two
+                                        threads, 126 us on one) */
 #define CF_CONV_BWF_PIXELS 256       /* target output pixels per backward-filter work item */
 #define CF_WINO_MIN_CHANNELS 16      /* auto-select Winograd when cin and cout are at least this */
 #define CF_WINO_FWD_TILES 48         /* target 2x2 tiles per Winograd forward work item */

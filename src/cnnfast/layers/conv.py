@@ -174,7 +174,9 @@ class Conv2D(_BaseConv):
 
     def forward(self, x, training, ctx):
         fuse = ctx.get("fuse_pool")
-        if fuse is not None and x.shape[0] >= get_num_threads():
+        if fuse is not None and ops._conv.pooled_split_is_free(
+                (x.shape[0],) + self._spatial_out(x.shape) + (self.filters,),
+                self.kernel.value.shape, get_num_threads()):
             return self._forward_pooled(x, training, ctx, *fuse)
         z = ops.conv2d(x, self.kernel.value, bias=None if self.bias is None else self.bias.value,
                        strides=self.strides, padding=self.padding, dilation=self.dilation_rate,

@@ -33,7 +33,8 @@ def _value(var):
 
 
 def _conv_step(layer, shape, pool):
-    """Conv2D (and the MaxPooling2D after it, when ``pool`` is given) as one kernel call."""
+    """Conv2D (and the MaxPooling2D after it, when ``pool`` is given and splitting the batch
+    over the threads loses nothing) as one kernel call: (step, output shape, pooled?)."""
     if type(layer) is not Conv2D or layer._act_name not in _ACT or layer.groups != 1:
         return None
     w = layer.kernel.value
@@ -42,6 +43,8 @@ def _conv_step(layer, shape, pool):
     z_shape = (shape[0], ho, wo, layer.filters)
     if shape[3] == 0 or 0 in z_shape:
         return None
+    if pool is not None and not _conv.pooled_split_is_free(z_shape, w.shape, _kernels.get_num_threads()):
+        pool = None
     hp = _conv._params(strides, (pt, pl), dilation, 1)
     act = _ACT[layer._act_name]
     if pool is None:
@@ -50,7 +53,7 @@ def _conv_step(layer, shape, pool):
         def conv(x):
             _kernels.conv2d_fwd(x, layer.kernel.value, _value(layer.bias), z, hp, act)
             return z
-        return conv, z_shape
+        return conv, z_shape, False
     g = _pool._geometry(_OP, z_shape, pool.pool_size, pool.strides, pool.padding)
     y = np.empty((g[0], g[4], g[5], g[3]), np.float32)
     y_flat = y.reshape(-1)
@@ -59,7 +62,7 @@ def _conv_step(layer, shape, pool):
         _kernels.conv2d_fwd_maxpool(x, layer.kernel.value, _value(layer.bias), z_shape, hp, act, g,
                                     y_flat, None, 4)
         return y
-    return conv_pool, y.shape
+    return conv_pool, y.shape, True
 
 
 def _max_pool_step(layer, shape):
@@ -131,10 +134,9 @@ def _compile(plan, shape, output_slot):
         nxt = plan[i + 1] if i + 1 < len(plan) else None
         if isinstance(layer, Conv2D):
             pool = nxt[0] if nxt is not None and type(nxt[0]) is MaxPooling2D and \
-                nxt[1] == (out,) and consumers.get(out, 0) == 1 and shape[0] >= _kernels.get_num_threads() \
-                else None
+                nxt[1] == (out,) and consumers.get(out, 0) == 1 else None
             step = _conv_step(layer, shape, pool)
-            if step is not None and pool is not None:
+            if step is not None and step[2]:
                 i, out = i + 1, nxt[2]
         elif type(layer) is MaxPooling2D:
             step = _max_pool_step(layer, shape)

@@ -346,6 +346,18 @@ def conv2d(x, w, bias=None, strides=(1, 1), padding="valid", dilation=(1, 1), gr
     return out
 
 
+_SERIAL_FLOPS = 2.0e7  # csrc/conv/cf_conv2d.c, CF_CONV_SERIAL_FLOPS: smaller convolutions use one thread
+
+
+def pooled_split_is_free(z_shape, w_shape, threads: int) -> bool:
+    """Whether :func:`conv2d_max_pool2d`, which splits images over the threads, keeps every
+    thread busy for a convolution with output ``z_shape`` and HWIO weights ``w_shape``: enough
+    images, or a convolution small enough to run on one thread anyway."""
+    n, ho, wo, cout = z_shape
+    flops = 2.0 * n * ho * wo * cout * w_shape[0] * w_shape[1] * w_shape[2]
+    return n >= threads or flops < _SERIAL_FLOPS
+
+
 def conv2d_max_pool2d(x, w, bias=None, strides=(1, 1), padding="valid", dilation=(1, 1), groups=1,
                       activation=None, pool_size=(2, 2), pool_strides=None, pool_padding="valid",
                       return_argmax=False):
