@@ -11,32 +11,19 @@ Both libraries run on the same number of threads (CNNFAST_BENCH_THREADS, default
 """
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
 
-import cnnfast
 from cnnfast import ops
 
-THREADS = int(os.environ.get("CNNFAST_BENCH_THREADS", "1"))
+pytestmark = pytest.mark.usefixtures("env_threads")  # CNNFAST_BENCH_THREADS, see conftest.py
 # the tutorial model's weights: conv 3x3x1x32 + b, conv 3x3x32x64 + b, dense 1600x128 + b, dense 128x10 + b
 MODEL_SHAPES = [(3, 3, 1, 32), (32,), (3, 3, 32, 64), (64,), (1600, 128), (128,), (128, 10), (10,)]
 N_PARAMS = sum(int(np.prod(s)) for s in MODEL_SHAPES)
 assert N_PARAMS == 225_034
 
 
-@pytest.fixture(scope="module", autouse=True)
-def pinned_threads():
-    previous = cnnfast.get_num_threads()
-    cnnfast.set_num_threads(THREADS)
-    try:
-        import torch
-        torch.set_num_threads(THREADS)
-    except ImportError:
-        pass
-    yield
-    cnnfast.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -10,29 +10,16 @@ Both libraries run on the same number of threads (CNNFAST_BENCH_THREADS, default
 """
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
 
-import cnnfast
 from cnnfast import ops
 
-THREADS = int(os.environ.get("CNNFAST_BENCH_THREADS", "1"))
+pytestmark = pytest.mark.usefixtures("env_threads")  # CNNFAST_BENCH_THREADS, see conftest.py
 SHAPE = (64, 26, 26, 32)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def pinned_threads():
-    previous = cnnfast.get_num_threads()
-    cnnfast.set_num_threads(THREADS)
-    try:
-        import torch
-        torch.set_num_threads(THREADS)
-    except ImportError:
-        pass
-    yield
-    cnnfast.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ benchmark records GFLOP/s and % of the FP32 peak measured in the same session (`
 """
 from __future__ import annotations
 
+import os
 import pathlib
 import sys
 
@@ -35,6 +36,14 @@ def pytest_report_header(config):
 def fma_peak():
     """{threads: measured FP32 peak in GFLOP/s}, taken once per session on the current ISA."""
     return {n: fma_peak_gflops(threads=n) for n in THREADS}
+
+
+@pytest.fixture(scope="module")
+def env_threads():
+    """cnnfast, NumPy's BLAS and torch pinned to CNNFAST_BENCH_THREADS (default 1) for a module."""
+    n = int(os.environ.get("CNNFAST_BENCH_THREADS", "1"))
+    with pinned_threads(n):
+        yield n
 
 
 @pytest.fixture(params=THREADS, ids=lambda n: f"{n}thr")
