@@ -92,6 +92,7 @@ class _StepState(threading.local):
     rng_step = None         # the optimizer step random layers (Dropout) use, None outside fit
     budget = None           # (remaining floats, source file) while a file loads in this thread
     skip_init = False       # weights created while loading are zeros, overwritten by the file
+    recording = False       # a backward pass will follow the forward pass in progress
 
 
 _STATE = _StepState()
@@ -126,6 +127,31 @@ def set_rng_step(step) -> None:
 
 def rng_step():
     return _STATE.rng_step
+
+
+def recording() -> bool:
+    """True while a forward pass that a backward pass will follow runs in this thread.
+
+    ``training`` says how a layer computes (batch statistics, dropout); this says whether it must
+    keep what its backward needs (a max-pool's argmax). They differ for a layer called with
+    ``training=False`` inside a model being trained (a frozen base model during fine-tuning)."""
+    return _STATE.recording
+
+
+class record_for_backward:
+    """Context manager: forward passes inside keep their backward state when ``on``."""
+
+    def __init__(self, on: bool):
+        self.on = bool(on)
+
+    def __enter__(self):
+        self._saved = _STATE.recording
+        _STATE.recording = self._saved or self.on
+        return self
+
+    def __exit__(self, *exc):
+        _STATE.recording = self._saved
+        return False
 
 
 def buffer(ctx: dict, key: str, shape: tuple) -> np.ndarray:
@@ -249,13 +275,15 @@ class KerasTensor:
 
 
 class Node:
-    """One call of a layer in a graph: its input tensors and its output tensor."""
+    """One call of a layer in a graph: its input tensors, its output tensor, and the ``training``
+    argument given in that call (None when not given: the model's mode then decides)."""
 
-    __slots__ = ("layer", "inputs", "outputs", "uid", "multi_input")
+    __slots__ = ("layer", "inputs", "outputs", "uid", "multi_input", "training")
 
-    def __init__(self, layer, inputs, outputs, multi_input):
+    def __init__(self, layer, inputs, outputs, multi_input, training=None):
         self.layer, self.inputs, self.outputs = layer, list(inputs), list(outputs)
         self.multi_input = multi_input
+        self.training = None if training is None else bool(training)
         self.uid = next(_NODE_IDS)
 
 
@@ -452,14 +480,20 @@ class Layer:
             raise TypeError(f"Layer '{self.name}': unexpected call arguments {sorted(kwargs)}")
         flat = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         if any(isinstance(t, KerasTensor) for t in flat):
-            return self._call_symbolic(inputs)
+            return self._call_symbolic(inputs, training)
         return self._call_eager(inputs, bool(training))
 
     def call(self, inputs, training=None):
         """Keras's ``call``: the eager computation on NumPy arrays."""
         return self._call_eager(inputs, bool(training))
 
-    def _call_symbolic(self, inputs):
+    def _call_symbolic(self, inputs, training=None):
+        """Record this call in the graph. An explicit ``training`` is kept with the call and
+        wins over the model's mode whenever the graph runs: ``base(x, training=False)`` keeps a
+        base model in inference mode while the model around it trains (Keras's documented
+        transfer-learning idiom); ``Dropout(0.5)(x, training=True)`` stays active in predict."""
+        if training is not None and not isinstance(training, (bool, np.bool_)):
+            raise TypeError(f"Layer '{self.name}': training must be True, False or None, got {training!r}")
         cls = type(self).__name__
         if self._multi_input:
             if not isinstance(inputs, (list, tuple)) or len(inputs) < 1:
@@ -481,7 +515,7 @@ class Layer:
         self._maybe_build(in_shape)
         out_shape = self.compute_output_shape(in_shape)
         out = KerasTensor(out_shape, name=self.name)
-        node = Node(self, tensors, [out], self._multi_input)
+        node = Node(self, tensors, [out], self._multi_input, training)
         out._keras_history = (self, len(self._inbound_nodes), 0)
         self._inbound_nodes.append(node)
         return out

@@ -18,7 +18,7 @@ from .. import initializers as _initializers
 from .. import ops
 from ..ops._checks import as_int, as_pair, check_choice
 from ..runtime import get_num_threads
-from .base import Layer, buffer, grad_target
+from .base import Layer, buffer, grad_target, recording
 from .core import ActivationMixin, _reject_unsupported
 
 __all__ = ["Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "conv_output_length",
@@ -188,6 +188,7 @@ class Conv2D(_BaseConv):
     def _forward_pooled(self, x, training, ctx, pool, pool_ctx):
         """Convolution and the next layer's max-pool in one pass; the pool layer passes the
         result on. Images are split over the threads, hence only for batches >= threads."""
+        training = training or recording()  # the pool's backward needs the argmax
         res = ops.conv2d_max_pool2d(
             x, self.kernel.value, bias=None if self.bias is None else self.bias.value,
             strides=self.strides, padding=self.padding, dilation=self.dilation_rate,

@@ -83,13 +83,15 @@ class BatchNormalization(Layer):
     def backward(self, dy, ctx, need_dx):
         x2 = ctx["x"]
         batch_stats = ctx["batch_stats"]
-        if not need_dx and not (batch_stats and self._trainable_weights_exist()):
+        # gamma and beta learn in inference mode too (a trainable layer called with training=False)
+        want_w = self._trainable and self._trainable_weights_exist()
+        if not need_dx and not want_w:
             return None
         # inference mode (or a frozen layer): the statistics are constants, dx = gamma*inv_std*dy
         dx, dgamma, dbeta = ops.batch_norm_backward(dy.reshape(x2.shape), x2,
                                                     None if self.gamma is None else self.gamma.value,
                                                     ctx["mean"], ctx["inv_std"], training=batch_stats)
-        if batch_stats:
+        if want_w:
             for var, g in ((self.gamma, dgamma), (self.beta, dbeta)):
                 if var is not None:
                     slot, acc = grad_target(var)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .. import ops
 from ..ops._checks import as_pair, check_choice
-from .base import Layer, buffer
+from .base import Layer, buffer, recording
 from .conv import _check_data_format
 
 __all__ = ["MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
@@ -74,7 +74,7 @@ class MaxPooling2D(_Pooling2D):
         fused = ctx.pop("pooled_by_conv", None)
         if fused is not None and fused is x:   # the conv before it already pooled (and set argmax)
             return x
-        if not training:
+        if not (training or recording()):
             return ops.max_pool2d(x, **self._args())
         y, argmax = ops.max_pool2d(x, return_argmax=True, **self._args())
         ctx["argmax"], ctx["shape"], ctx["y"] = argmax, x.shape, y
@@ -146,7 +146,7 @@ class GlobalMaxPooling2D(_GlobalPooling2D):
     """Max over height and width."""
 
     def forward(self, x, training, ctx):
-        if not training:
+        if not (training or recording()):
             return ops.global_max_pool2d(x, keepdims=self.keepdims)
         y, argmax = ops.global_max_pool2d(x, keepdims=self.keepdims, return_argmax=True)
         ctx["argmax"], ctx["shape"] = argmax, x.shape

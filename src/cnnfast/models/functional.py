@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layers.base import InputLayer, KerasTensor, Layer, to_snake_case, unique_name
+from ..layers.base import InputLayer, KerasTensor, Layer, record_for_backward, to_snake_case, unique_name
 from .training import Trainer, check_compatible
 
 __all__ = ["Model", "Functional"]
@@ -51,6 +51,7 @@ class Model(Trainer, Layer):
                        trainable=trainable, **kwargs)
         Trainer.__init__(self)
         self._plan = []
+        self._node_training = []
         self._layers = []
         self._ctxs = {}
         if inputs is not None:
@@ -110,6 +111,8 @@ class Model(Trainer, Layer):
         self._input_layers = input_layers
         self._nodes = nodes
         self._plan = plan
+        # the ``training`` given in each call, None where the model's mode decides
+        self._node_training = [node.training for node in nodes]
         self._layers = layers
         self._n_slots = len(slots)
         self._output_slots = tuple(slots[id(t)] for t in outs)
@@ -249,10 +252,15 @@ class Model(Trainer, Layer):
                 ctxs[i]["fuse_pool"] = (layer, ctxs[j])
 
     def _run_forward(self, xs, training, ctxs):
+        """The graph on ``xs``. A call given ``training=`` when the graph was built runs in that
+        mode whatever ``training`` says; when a backward pass follows (``training`` True here or
+        in a model around this one) every layer keeps its backward state all the same."""
         vals = [None] * self._n_slots
         vals[:len(xs)] = xs
-        for (layer, ins, out, multi), ctx in zip(self._plan, ctxs):
-            vals[out] = layer.forward([vals[i] for i in ins] if multi else vals[ins[0]], training, ctx)
+        with record_for_backward(training):
+            for (layer, ins, out, multi), ctx, fixed in zip(self._plan, ctxs, self._node_training):
+                vals[out] = layer.forward([vals[i] for i in ins] if multi else vals[ins[0]],
+                                          training if fixed is None else fixed, ctx)
         return [vals[s] for s in self._output_slots]
 
     def _grad_plan(self, inputs_need_grad):

@@ -690,7 +690,9 @@ class Trainer:
         if key not in plans:
             if len(plans) >= 16:
                 plans.clear()
-            ok = len(self._inputs) == 1 and len(self._output_slots) == 1
+            # a call fixed to training=True (Monte Carlo dropout) needs the general path
+            ok = len(self._inputs) == 1 and len(self._output_slots) == 1 and \
+                True not in self._node_training
             plans[key] = _inference.compile_plan(self._plan, shape, self._output_slots[0]) if ok else None
         return plans[key]
 

@@ -169,7 +169,7 @@ def functional_config(model) -> dict:
     for layer in model.layers:
         entry = serialize_layer(layer)
         entry["name"] = layer.name
-        entry["inbound_nodes"] = [[_tensor_ref(model, t) for t in node.inputs]
+        entry["inbound_nodes"] = [[_tensor_ref(model, t) + _call_kwargs(node) for t in node.inputs]
                                   for node in model._nodes if node.layer is layer]
         entries.append(entry)
     return {"name": model.name, "trainable": model.trainable, "layers": entries,
@@ -177,11 +177,29 @@ def functional_config(model) -> dict:
             "output_layers": [_tensor_ref(model, t) for t in model._outputs]}
 
 
+def _call_kwargs(node):
+    """The call arguments a node keeps, as the 4th item of its tensor references (Keras 2's
+    layout): only an explicit ``training``."""
+    return [] if node.training is None else [{"training": node.training}]
+
+
 def _ref(value, what):
-    if (not isinstance(value, list) or len(value) != 3 or not isinstance(value[0], str)
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value[1:])):
+    if (not isinstance(value, list) or len(value) not in (3, 4) or not isinstance(value[0], str)
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value[1:3])):
         raise ConfigError(f"Functional: bad tensor reference {value!r} in {what}")
     return value[0], value[1], value[2]
+
+
+def _ref_training(value, what):
+    """The ``training`` call argument in a 4-item tensor reference, or None."""
+    if len(value) == 3:
+        return None
+    kwargs = value[3]
+    if not isinstance(kwargs, dict) or set(kwargs) - {"training"} or \
+            not isinstance(kwargs.get("training", False), bool):
+        raise ConfigError(f"Functional: bad call arguments {kwargs!r} in {what} (only training=True/False "
+                          "is kept)")
+    return kwargs.get("training")
 
 
 def functional_from_config(config):
@@ -209,19 +227,20 @@ def functional_from_config(config):
         for k, node in enumerate(nodes):
             if not isinstance(node, list) or not node:
                 raise ConfigError(f"Functional: bad inbound node {k} of '{layer.name}'")
-            pending.append((layer, k, [_ref(r, f"'{layer.name}'") for r in node]))
+            pending.append((layer, k, [_ref(r, f"'{layer.name}'") for r in node],
+                            _ref_training(node[0], f"'{layer.name}'")))
 
     tensors = {(name, 0): l.output_tensor for name, l in created.items() if isinstance(l, InputLayer)}
     progress = True
     while pending and progress:
         progress, waiting = False, []
-        for layer, k, refs in pending:
+        for layer, k, refs, training in pending:
             if (k > 0 and (layer.name, k - 1) not in tensors) or any((n, i) not in tensors for n, i, _ in refs):
-                waiting.append((layer, k, refs))
+                waiting.append((layer, k, refs, training))
                 continue
             inputs = [tensors[(n, i)] for n, i, _ in refs]
             try:
-                out = layer(inputs if layer._multi_input else inputs[0])
+                out = layer(inputs if layer._multi_input else inputs[0], training=training)
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"Functional: cannot connect layer '{layer.name}': {exc}") from None
             tensors[(layer.name, k)] = out
@@ -229,7 +248,7 @@ def functional_from_config(config):
         pending = waiting
     if pending:
         raise ConfigError(f"Functional: the graph cannot be rebuilt (unresolved inputs of "
-                          f"{sorted({l.name for l, _, _ in pending})})")
+                          f"{sorted({l.name for l, _, _, _ in pending})})")
 
     def lookup(key):
         refs = config.get(key)
