@@ -329,6 +329,22 @@ class Model(Trainer, Layer):
     def _output_activation(self):
         return None
 
+    # -- export ---------------------------------------------------------------------------------------
+    def export(self, filepath, format="onnx", verbose=None, input_signature=None, **kwargs):
+        """Keras 3's ``export``: ``format="onnx"`` writes an ONNX model (needs ``cnnfast[onnx]``);
+        ``opset_version=`` picks the opset. Other formats are TensorFlow's and not available."""
+        if format != "onnx":
+            raise ValueError(f"Model.export: cnnfast exports format='onnx' only, got format={format!r}")
+        if input_signature is not None:
+            raise ValueError("Model.export: input_signature is not used by cnnfast (the graph takes the "
+                             "model's input shapes with a dynamic batch axis)")
+        opset = kwargs.pop("opset_version", None)
+        if kwargs:
+            raise TypeError(f"Model.export: unexpected arguments {sorted(kwargs)}")
+        from .. import onnx as _onnx
+        return _onnx.export(self, filepath, opset=_onnx.DEFAULT_OPSET if opset is None else opset,
+                            verbose=bool(verbose))
+
     # -- config ---------------------------------------------------------------------------------------
     def get_config(self):
         from ..saving.serialization import functional_config
