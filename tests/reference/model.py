@@ -284,6 +284,14 @@ def layer_forward(layer, x, training=False):
         else:
             z = conv2d_transpose(x, w, b, layer.strides, layer.padding, layer.output_padding, layer.dilation_rate)
         return ACTIVATIONS[layer._act_name](z)
+    if kind == "SeparableConv2D":
+        dw = np.asarray(layer.depthwise_kernel.value, np.float64)
+        kh, kw, c, m = dw.shape
+        mid = conv2d(x, dw.reshape(kh, kw, 1, c * m), None, layer.strides, layer.padding,
+                     layer.dilation_rate, c)
+        b = None if layer.bias is None else np.asarray(layer.bias.value, np.float64)
+        z = conv2d(mid, np.asarray(layer.pointwise_kernel.value, np.float64), b, (1, 1), "valid", (1, 1), 1)
+        return ACTIVATIONS[layer._act_name](z)
     if kind == "Activation":
         return ACTIVATIONS[layer._act_name](x)
     if kind == "MaxPooling2D":

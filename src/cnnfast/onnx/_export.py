@@ -243,6 +243,21 @@ def _conv(w, layer, x, out):
     w.set(out, y, "nchw", out.shape)
 
 
+def _separable_conv(w, layer, x, out):
+    shape = w.shape(x)
+    pads = _spatial_pads(layer, shape, layer.kernel_size, layer.strides, layer.dilation_rate, layer.padding)
+    dw = w.const(np.transpose(layer._depthwise_view(), (3, 2, 0, 1)), f"{layer.name}.depthwise_kernel")
+    mid = w.node("Conv", [w.get(x, "nchw"), dw], f"{layer.name}_depthwise",
+                 kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
+                 dilations=list(layer.dilation_rate), group=int(shape[-1]), **pads)
+    ins = [mid, w.const(np.transpose(layer.pointwise_kernel.value, (3, 2, 0, 1)), f"{layer.name}.pointwise_kernel")]
+    if layer.bias is not None:
+        ins.append(w.const(layer.bias.value, f"{layer.name}.bias"))
+    y = w.node("Conv", ins, layer.name, kernel_shape=[1, 1])
+    y = _activation(w, layer.name, y, layer._act_name, True, f"{layer.name}_{layer._act_name}")
+    w.set(out, y, "nchw", out.shape)
+
+
 def _conv_transpose(w, layer, x, out):
     from ..ops._conv import _transpose_geometry
     shape = w.shape(x)
@@ -452,6 +467,7 @@ def _input_layer(w, layer, x, out):   # only reached for nested InputLayers (nev
 _HANDLERS = {
     "InputLayer": _input_layer,
     "Conv2D": _conv, "DepthwiseConv2D": _conv, "Conv2DTranspose": _conv_transpose,
+    "SeparableConv2D": _separable_conv,
     "MaxPooling2D": _pool("MaxPool"), "AveragePooling2D": _pool("AveragePool"),
     "GlobalAveragePooling2D": _global_pool("GlobalAveragePool"),
     "GlobalMaxPooling2D": _global_pool("GlobalMaxPool"),
