@@ -3,11 +3,17 @@
 Max pooling keeps the kernel's argmax from the training forward pass so its backward is a single
 scatter; at inference no argmax is produced. Average pooling with "same" padding divides by the
 number of real (unpadded) cells in each window, as Keras does.
+
+cnnfast extension: ``MaxPooling2D`` / ``AveragePooling2D`` also take explicit
+``padding=((top, bottom), (left, right))`` (padded cells never count, as with "same"; PyTorch's
+``MaxPool2d(padding=p)`` is ``((p, p), (p, p))``). It is saved in the config as nested lists;
+Keras's string values are unchanged.
 """
 from __future__ import annotations
 
 from .. import ops
-from ..ops._checks import as_pair, check_choice
+from ..ops._checks import as_pair
+from ..ops._pool import check_pool_padding
 from .base import Layer, buffer, recording
 from .conv import _check_data_format
 
@@ -20,6 +26,8 @@ def pool_output_length(n, p, s, padding):
         return None
     if padding == "same":
         return (n - 1) // s + 1
+    if not isinstance(padding, str):  # explicit (before, after) along this axis
+        n += padding[0] + padding[1]
     return (n - p) // s + 1 if n >= p else 0
 
 
@@ -29,7 +37,12 @@ class _Pooling2D(Layer):
         op = f"{type(self).__name__} '{self.name}'"
         self.pool_size = as_pair(pool_size, op, "pool_size", 1)
         self.strides = self.pool_size if strides is None else as_pair(strides, op, "strides", 1)
-        self.padding = check_choice(padding, ("valid", "same"), op, "padding")
+        self.padding = check_pool_padding(padding, op)
+        if not isinstance(self.padding, str):
+            for axis, k, pad in zip(("height", "width"), self.pool_size, self.padding):
+                if max(pad) >= k:
+                    raise ValueError(f"{op}: explicit padding {pad} along the {axis} must be smaller "
+                                     f"than pool_size {k}")
         _check_data_format(self, data_format)
         self.data_format = "channels_last"
 
@@ -41,13 +54,14 @@ class _Pooling2D(Layer):
         if any(s is not None and s <= 0 for s in out[1:3]):
             raise ValueError(f"{type(self).__name__} '{self.name}': computed output size would be zero "
                              f"or negative for input shape {input_shape} with pool_size={self.pool_size},"
-                             f" strides={self.strides}, padding='{self.padding}'")
+                             f" strides={self.strides}, padding={self.padding!r}")
         self._input_spec = (4, {})
 
     def compute_output_shape(self, input_shape):
+        pad_h, pad_w = (self.padding, self.padding) if isinstance(self.padding, str) else self.padding
         return (input_shape[0],
-                pool_output_length(input_shape[1], self.pool_size[0], self.strides[0], self.padding),
-                pool_output_length(input_shape[2], self.pool_size[1], self.strides[1], self.padding),
+                pool_output_length(input_shape[1], self.pool_size[0], self.strides[0], pad_h),
+                pool_output_length(input_shape[2], self.pool_size[1], self.strides[1], pad_w),
                 input_shape[3])
 
     def _args(self):
@@ -55,7 +69,8 @@ class _Pooling2D(Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(pool_size=list(self.pool_size), strides=list(self.strides), padding=self.padding,
+        padding = self.padding if isinstance(self.padding, str) else [list(p) for p in self.padding]
+        config.update(pool_size=list(self.pool_size), strides=list(self.strides), padding=padding,
                       data_format=self.data_format)
         return config
 

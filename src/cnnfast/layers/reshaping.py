@@ -1,4 +1,4 @@
-"""Reshaping layers: Flatten, Reshape, UpSampling2D, ZeroPadding2D, Cropping2D.
+"""Reshaping layers: Flatten, Reshape, Permute, UpSampling2D, ZeroPadding2D, Cropping2D.
 
 Flatten and Reshape are free views of contiguous inputs. Flatten's order is H, W, C (channels_last),
 which matters when importing PyTorch weights (see ``cnnfast.saving.load_torch_state_dict``).
@@ -15,7 +15,7 @@ from ..ops._checks import as_int, as_pair, check_choice
 from .base import Layer, buffer, standardize_shape
 from .conv import _check_data_format
 
-__all__ = ["Flatten", "Reshape", "UpSampling2D", "ZeroPadding2D", "Cropping2D"]
+__all__ = ["Flatten", "Reshape", "Permute", "UpSampling2D", "ZeroPadding2D", "Cropping2D"]
 
 
 class Flatten(Layer):
@@ -92,6 +92,49 @@ class Reshape(Layer):
     def get_config(self):
         config = super().get_config()
         config["target_shape"] = list(self.target_shape)
+        return config
+
+
+class Permute(Layer):
+    """Permutes the non-batch axes (Keras ``Permute``): ``dims`` is a permutation of 1..rank-1,
+    e.g. ``Permute((2, 3, 1))`` turns ``(batch, c, h, w)`` into ``(batch, h, w, c)``.
+    The output is a C-contiguous copy (a buffer reused between steps)."""
+
+    def __init__(self, dims, **kwargs):
+        super().__init__(**kwargs)
+        op = f"Permute '{self.name}'"
+        if not isinstance(dims, (tuple, list)):
+            raise TypeError(f"{op}: dims must be a tuple of integers, got {dims!r}")
+        dims = tuple(as_int(d, op, "dims") for d in dims)
+        if sorted(dims) != list(range(1, len(dims) + 1)):
+            raise ValueError(f"{op}: dims must be a permutation of 1..{len(dims)} (the batch axis "
+                             f"is not permuted), got {dims}")
+        self.dims = dims
+        self._perm = (0,) + dims
+        self._inverse = tuple(int(i) for i in np.argsort(self._perm))
+
+    def build(self, input_shape):
+        if len(input_shape) != len(self.dims) + 1:
+            raise ValueError(f"Permute '{self.name}': dims {self.dims} need inputs of rank "
+                             f"{len(self.dims) + 1}, got input shape {input_shape}")
+        self._input_spec = (len(self.dims) + 1, {})
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[i] for i in self._perm)
+
+    def forward(self, x, training, ctx):
+        y = buffer(ctx, "y", tuple(x.shape[i] for i in self._perm))
+        np.copyto(y, x.transpose(self._perm))
+        return y
+
+    def backward(self, dy, ctx, need_dx):
+        if not need_dx:
+            return None
+        return np.ascontiguousarray(dy.transpose(self._inverse))
+
+    def get_config(self):
+        config = super().get_config()
+        config["dims"] = list(self.dims)
         return config
 
 

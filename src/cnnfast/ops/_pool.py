@@ -8,6 +8,11 @@ Geometry follows Keras ``MaxPooling2D`` / ``AveragePooling2D`` (channels_last):
   the bottom / right). Padded cells never count: max pooling ignores them and average pooling
   divides by the number of real cells in each window, as Keras does (PyTorch's
   ``count_include_pad=False``).
+* ``padding=((top, bottom), (left, right))`` (a cnnfast extension, used by the ONNX importer for
+  PyTorch's and ONNX's explicit pads): ``out = floor((n + before + after - pool) / stride) + 1``;
+  padded cells never count, as with ``"same"`` (PyTorch's ``max_pool2d(padding=...)`` and
+  ``avg_pool2d(..., count_include_pad=False)``). Each pad must be smaller than the pool, so that
+  every window holds a real cell.
 
 Max pooling can return the position of each maximum inside its window, ``kh * pool_w + kw``, for
 the backward pass. It is ``uint8`` when the window has at most 256 cells (every usual pool size)
@@ -39,8 +44,33 @@ def _check_argmax_cells(op: str, ph: int, pw: int) -> None:
                          f"input gives the same maximum)")
 
 
-def _pool_axis(op: str, size, pool: int, stride: int, padding: str, axis: str):
-    """(output size, padding before) along one spatial axis; size may be None (unknown)."""
+def check_pool_padding(padding, op: str):
+    """``"valid"``, ``"same"`` or explicit ``((top, bottom), (left, right))`` (ints >= 0, as a
+    tuple of tuples: hashable, so geometry caches take it)."""
+    if isinstance(padding, str) or not isinstance(padding, (list, tuple)):
+        return check_choice(padding, ("valid", "same"), op, "padding")
+    if len(padding) != 2 or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in padding):
+        raise ValueError(f"{op}: padding must be one of ['valid', 'same'] or ((top, bottom), (left, right)), "
+                         f"got {padding!r}")
+    return tuple((as_int(p[0], op, "padding", minimum=0), as_int(p[1], op, "padding", minimum=0))
+                 for p in padding)
+
+
+def _pool_axis(op: str, size, pool: int, stride: int, padding, axis: str):
+    """(output size, padding before) along one spatial axis; size may be None (unknown).
+    ``padding`` is "valid", "same" or this axis's explicit (before, after) pair."""
+    if not isinstance(padding, str):
+        before, after = padding
+        if before >= pool or after >= pool:
+            raise ValueError(f"{op}: explicit padding {padding} along the {axis} must be smaller than "
+                             f"pool_size {pool} (a window would hold padding only)")
+        if size is None:
+            return None, before
+        out = (size + before + after - pool) // stride + 1
+        if out <= 0:
+            raise ValueError(f"{op}: pool_size {pool} does not fit the input {axis} {size} with padding "
+                             f"{padding} (computed output size would be {out})")
+        return out, before
     if size is None:
         return None, 0
     if padding == "valid":
@@ -57,7 +87,7 @@ def _pool_axis(op: str, size, pool: int, stride: int, padding: str, axis: str):
 def _pool_params(op: str, pool_size, strides, padding):
     ph, pw = as_pair(pool_size, op, "pool_size", minimum=1)
     sh, sw = (ph, pw) if strides is None else as_pair(strides, op, "strides", minimum=1)
-    return ph, pw, sh, sw, check_choice(padding, ("valid", "same"), op, "padding")
+    return ph, pw, sh, sw, check_pool_padding(padding, op)
 
 
 def _input_shape(op: str, input_shape, allow_none: bool = False) -> tuple:
@@ -75,8 +105,9 @@ def _geometry(op: str, input_shape: tuple, pool_size, strides, padding) -> tuple
     """The kernel geometry tuple (n, h, w, c, ho, wo, ph, pw, sh, sw, pad_top, pad_left)."""
     n, h, w, c = input_shape
     ph, pw, sh, sw, padding = _pool_params(op, pool_size, strides, padding)
-    ho, pad_top = _pool_axis(op, h, ph, sh, padding, "height")
-    wo, pad_left = _pool_axis(op, w, pw, sw, padding, "width")
+    pad_h, pad_w = (padding, padding) if isinstance(padding, str) else padding
+    ho, pad_top = _pool_axis(op, h, ph, sh, pad_h, "height")
+    wo, pad_left = _pool_axis(op, w, pw, sw, pad_w, "width")
     return (n, h, w, c, ho, wo, ph, pw, sh, sw, pad_top, pad_left)
 
 
@@ -111,7 +142,7 @@ def pool2d_output_shape(input_shape, pool_size=(2, 2), strides=None, padding="va
         input_shape: ``(N, H, W, C)``; any entry may be ``None`` (unknown), and stays ``None``.
         pool_size: int or pair of ints, the window size.
         strides: int, pair of ints or ``None`` (= ``pool_size``).
-        padding: ``"valid"`` or ``"same"``.
+        padding: ``"valid"``, ``"same"`` or ``((top, bottom), (left, right))`` (see the module doc).
     """
     op = "pool2d_output_shape"
     n, h, w, c = _input_shape(op, input_shape, allow_none=True)
