@@ -66,3 +66,20 @@ def shared_data_dir() -> pathlib.Path | None:
         if c and (pathlib.Path(c) / "mnist").is_dir():
             return pathlib.Path(c)
     return None
+
+
+@pytest.fixture(scope="session")
+def torchvision_models():
+    """``torchvision.models``, or a skip. torchvision's compiled ops need CUDA libraries that the
+    CPU build of torch lacks; its model code is pure Python, so the registration of those ops'
+    fake kernels is made a no-op while it imports."""
+    torch = pytest.importorskip("torch")
+    original = torch.library.register_fake
+    torch.library.register_fake = lambda *args, **kwargs: (lambda fn: fn)
+    try:
+        import torchvision.models
+    except Exception as e:  # not installed, or an incompatible build
+        pytest.skip(f"torchvision is not importable: {e}")
+    finally:
+        torch.library.register_fake = original
+    return torchvision.models
