@@ -232,6 +232,46 @@ def test_forced_winograd_rejects_unsupported_shapes(kwargs, rng):
         ops.conv2d(x, rand(rng, 5, 5, 4, 4))
 
 
+# (N, H, W, C, Cout): pointwise shapes for the GEMM path — batch 1, a 7x7 map with many channels
+# (MobileNetV2's last layers), no input channels, tails of every register tile.
+POINTWISE_CASES = [(1, 7, 7, 320, 1280), (2, 5, 3, 7, 9), (1, 1, 1, 1, 1), (3, 11, 13, 33, 17), (1, 4, 4, 0, 5)]
+
+
+@pytest.mark.parametrize("case", POINTWISE_CASES, ids=lambda c: "-".join(map(str, c)))
+@pytest.mark.parametrize("algo", ["gemm", "igemm", "auto"])
+def test_pointwise_gemm_and_igemm_match_reference(case, algo, isa, threads, rng):
+    n, h, w, c, k = case
+    x, wt, b = rand(rng, n, h, w, c), rand(rng, 1, 1, c, k), rand(rng, k)
+    with _conv.force_algorithm(algo):
+        y = ops.conv2d(x, wt, b, activation="relu")
+        y_linear = ops.conv2d(x, wt)
+        dy = rand(rng, *y.shape)
+        dx, dw, db = ops.conv2d_backward(dy, x, wt)
+    close(y, ref.conv2d(x, wt, b, (1, 1), ((0, 0), (0, 0)), relu=True))
+    close(y_linear, ref.conv2d(x, wt, None, (1, 1), ((0, 0), (0, 0))))
+    edx, edw, edb = ref.conv2d_backward(dy, x, wt, (1, 1), ((0, 0), (0, 0)))
+    close(dx, edx)
+    close(dw, edw)
+    close(db, edb)
+
+
+def test_pointwise_transposed_convolution_runs_on_the_gemm(rng):
+    """conv2d_transpose with a 1x1 kernel and stride 1 is backward-data of a pointwise conv."""
+    x, wt, b = rand(rng, 2, 5, 6, 7), rand(rng, 1, 1, 3, 7), rand(rng, 3)
+    want = np.einsum("nhwc,oc->nhwo", x.astype(np.float64), wt[0, 0].astype(np.float64)) + b
+    for algo in ("gemm", "auto"):
+        with _conv.force_algorithm(algo):
+            close(ops.conv2d_transpose(x, wt, b, activation="relu"), np.maximum(want, 0))
+
+
+@pytest.mark.parametrize("kwargs", [dict(strides=2), dict(padding="same", k=3), dict(padding=1), dict(groups=2)])
+def test_forced_gemm_rejects_non_pointwise_shapes(kwargs, rng):
+    k = kwargs.pop("k", 1)
+    x, w = rand(rng, 1, 9, 9, 4), rand(rng, k, k, 4 // kwargs.get("groups", 1), 4)
+    with _conv.force_algorithm("gemm"), pytest.raises(ValueError, match="conv2d"):
+        ops.conv2d(x, w, **kwargs)
+
+
 def test_forced_depthwise_rejects_grouped_problem(rng):
     with _conv.force_algorithm("depthwise"), pytest.raises(ValueError, match="conv2d"):
         ops.conv2d(rand(rng, 1, 5, 5, 4), rand(rng, 3, 3, 2, 4), groups=2)

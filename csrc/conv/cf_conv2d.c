@@ -32,6 +32,10 @@
  *     F(3x3, 2x2) with the sum over tiles taken in the transform domain (per-thread P, reduced in
  *     thread order, then dW = G^T P G once).
  *   DEPTHWISE (c == groups, multiplier < VLEN): direct loops vectorised over channels.
+ *   GEMM (1x1, stride 1, no padding, groups 1): the NHWC input is already the (n*h*w, c) matrix
+ *     and the HWIO weights the (c, cout) one, so forward is cf_sgemm with the bias and ReLU in its
+ *     epilogue, and backward-data is dy @ W^T: no weight repacking per call, the GEMM's blocking
+ *     and threading (the 7x7x320 -> 1280 layer of MobileNetV2 ran 1.8x faster than IGEMM).
  *
  * Threads: one parallel region per call, static contiguous split of output rows (work items),
  * FTZ/DAZ inside; problems below ~20 MFLOP run on one thread.
@@ -41,6 +45,7 @@
 #include "runtime/cf_internal.h"
 #include "cf_conv_internal.h"
 #include "pool/cf_pool_internal.h"
+#include "cnnfast/gemm.h"
 
 #define CF_CONV_SERIAL_FLOPS 2.0e7   /* below this (~0.2 ms), one thread: waking a worker costs
                                         20-200 us on a VM (CIFAR batch-1 latency: 383 us on two
@@ -63,6 +68,12 @@ static int winograd_applies(const cf_conv2d_params *p) {
            p->dilation_w == 1 && p->groups == 1;
 }
 
+/* Pointwise convolutions are plain GEMMs on the NHWC tensors (CF_CONV_ALGO_GEMM). */
+static int pointwise_shape(const cf_conv2d_params *p) {
+    return p->kh == 1 && p->kw == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_top == 0 &&
+           p->pad_left == 0 && p->groups == 1 && p->ho == p->h && p->wo == p->w;
+}
+
 static int params_ok(const cf_conv2d_params *p) {
     if (p == NULL) return 0;
     if (p->n < 0 || p->h < 0 || p->w < 0 || p->c < 0 || p->cout < 0 || p->ho < 0 || p->wo < 0)
@@ -71,8 +82,9 @@ static int params_ok(const cf_conv2d_params *p) {
         p->dilation_w < 1 || p->groups < 1 || p->pad_top < 0 || p->pad_left < 0)
         return 0;
     if (p->c % p->groups != 0 || p->cout % p->groups != 0) return 0;
-    if (p->algo < CF_CONV_ALGO_AUTO || p->algo > CF_CONV_ALGO_WINOGRAD) return 0;
+    if (p->algo < CF_CONV_ALGO_AUTO || p->algo > CF_CONV_ALGO_GEMM) return 0;
     if (p->algo == CF_CONV_ALGO_DEPTHWISE && p->c != p->groups) return 0;
+    if (p->algo == CF_CONV_ALGO_GEMM && !pointwise_shape(p)) return 0;
     if (p->algo == CF_CONV_ALGO_WINOGRAD && !winograd_applies(p)) return 0;
     return 1;
 }
@@ -108,6 +120,11 @@ static int use_depthwise(const cf_conv2d_params *p, const cf_conv_kernels *K) {
     if (p->algo == CF_CONV_ALGO_DEPTHWISE) return 1;
     if (p->algo == CF_CONV_ALGO_IGEMM) return 0;
     return p->groups > 1 && p->c == p->groups && p->cout / p->groups < K->vlen;
+}
+
+static int use_pointwise_gemm(const cf_conv2d_params *p) {
+    if (p->algo == CF_CONV_ALGO_GEMM) return 1;
+    return p->algo == CF_CONV_ALGO_AUTO && pointwise_shape(p);
 }
 
 /* Vectors per register tile for `nout` output channels. */
@@ -573,6 +590,9 @@ cf_status cf_conv2d_fwd(const cf_conv2d_params *p, const float *x, const float *
     if (p->n == 0 || p->ho == 0 || p->wo == 0 || p->cout == 0) return CF_OK;
     const cf_conv_kernels *K = kernels_for_isa();
     const int relu = activation == CF_CONV_ACT_RELU;
+    if (use_pointwise_gemm(p))
+        return cf_sgemm(0, 0, p->n * p->h * p->w, p->cout, p->c, 1.0f, x, p->c, w, p->cout, 0.0f,
+                        y, p->cout, bias, relu);
     if (use_depthwise(p, K)) return depthwise_fwd(K, p, x, w, bias, relu, y);
     if (use_winograd(p, WINO_FWD))
         return wino_forward(K, p->n, x, p->h, p->w, p->c, y, p->ho, p->wo, p->cout, p->pad_top,
@@ -709,6 +729,9 @@ static cf_status bwd_data_impl(const cf_conv2d_params *p, const float *dy, const
                                const float *bias, int relu, float *dx) {
     if (p->n == 0 || p->h == 0 || p->w == 0 || p->c == 0) return CF_OK;
     const cf_conv_kernels *K = kernels_for_isa();
+    if (use_pointwise_gemm(p))   /* dx = dy @ W^T, W stored (c, cout) */
+        return cf_sgemm(0, 1, p->n * p->h * p->w, p->c, p->cout, 1.0f, dy, p->cout, w, p->cout, 0.0f,
+                        dx, p->c, bias, relu);
     if (bias == NULL && !relu && use_depthwise(p, K)) {
         if (p->ho == 0 || p->wo == 0 || p->cout == 0) {
             memset(dx, 0, (size_t)(p->n * p->h * p->w * p->c) * sizeof(float));

@@ -47,6 +47,9 @@ extern "C" {
 #define CF_CONV_ALGO_IGEMM 1      /* register-blocked implicit GEMM (any shape, any groups) */
 #define CF_CONV_ALGO_DEPTHWISE 2  /* channel-vectorised direct loops; needs c == groups */
 #define CF_CONV_ALGO_WINOGRAD 3   /* Winograd F(2x2, 3x3); needs 3x3, stride 1, dilation 1, groups 1 */
+#define CF_CONV_ALGO_GEMM 4       /* pointwise: 1x1, stride 1, no padding, groups 1; forward and
+                                     backward-data are one sgemm on the NHWC tensor seen as a
+                                     (n*h*w, c) matrix (backward-filter runs IGEMM) */
 
 typedef struct cf_conv2d_params {
     int64_t n;                        /* images in the batch (>= 0) */
