@@ -101,6 +101,9 @@ REGISTRY = {
     "global_max_pool2d_backward": (_gmax_argmax, {"dy": "f", "argmax": "i"}),
     "relu": (lambda r: dict(x=_img(r), out=None), {"x": "f", "out": "out"}),
     "relu_backward": (lambda r: dict(dy=_img(r), y=_img(r), out=None), {"dy": "f", "y": "f", "out": "out"}),
+    "capped_relu": (lambda r: dict(x=_img(r), max_value=6.0, out=None), {"x": "f", "out": "out"}),
+    "capped_relu_backward": (lambda r: dict(dy=_img(r), y=_img(r), max_value=6.0, out=None),
+                             {"dy": "f", "y": "f", "out": "out"}),
     "leaky_relu": (lambda r: dict(x=_img(r)), {"x": "f"}),
     "leaky_relu_backward": (lambda r: dict(dy=_img(r), x=_img(r)), {"dy": "f", "x": "f"}),
     "sigmoid": (lambda r: dict(x=_img(r)), {"x": "f"}),
@@ -248,7 +251,7 @@ def test_non_contiguous_and_fortran_inputs_give_the_same_result(name, arg):
 
 
 # Ops whose arrays may have any rank (element-wise, or channels on the last axis of any rank).
-ANY_RANK = {"relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward", "tanh",
+ANY_RANK = {"relu", "relu_backward", "capped_relu", "capped_relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward", "tanh",
             "tanh_backward", "softmax", "softmax_backward", "bias_add_backward", "dropout", "dropout_backward",
             "global_norm"}
 # (op, argument) pairs of any rank in otherwise fixed-rank ops
@@ -268,6 +271,7 @@ def test_wrong_rank_is_refused_naming_the_op(name, arg):
 
 
 OUT_OPS = [n for n, a in _args_with("out")]
+IN_PLACE_OPS = {"relu", "relu_backward", "capped_relu", "capped_relu_backward"}   # out may be the input
 
 
 def _expected_out(name, kwargs):
@@ -308,6 +312,12 @@ def test_bad_out_is_refused_and_left_untouched(name, bad):
         out = np.zeros(shape + (1,), F32)
     elif bad == "list":
         out = np.zeros(shape, F32).tolist()
+    elif name in IN_PLACE_OPS:   # exactly the input is allowed: a partial overlap is not
+        x = np.asarray(kwargs[first_input], F32)
+        buf = np.zeros(x.size + 1, F32)
+        buf[:x.size] = x.reshape(-1)
+        kwargs = {**kwargs, first_input: buf[:x.size].reshape(x.shape)}
+        out = buf[1:].reshape(x.shape)
     else:  # out is the input itself
         out = kwargs[first_input]
         if np.asarray(out).shape != shape:

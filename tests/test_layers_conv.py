@@ -166,3 +166,81 @@ def test_conv_rejects_wrong_channels_on_call(rng):
         layer(rng.standard_normal((1, 5, 5, 3)))
     with pytest.raises(ValueError, match="expected ndim=4, found ndim=3"):
         layer(rng.standard_normal((5, 5, 2)))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: layers.Conv2D(5, 3, padding="same", activation="relu6", bias_initializer="random_normal"),
+    lambda: layers.DepthwiseConv2D(3, strides=2, activation="relu6", bias_initializer="random_normal"),
+    lambda: layers.SeparableConv2D(4, 3, activation="relu6", bias_initializer="random_normal"),
+    lambda: layers.Conv2DTranspose(3, 3, strides=2, activation="relu6"),
+    lambda: layers.Dense(7, activation="relu6", bias_initializer="random_normal"),
+    lambda: layers.ReLU(max_value=6.0),
+    lambda: layers.ReLU(max_value=0.7),
+])
+def test_relu6_is_capped_in_the_layer(make, isa, rng):
+    """ReLU6 runs as the kernel's fused ReLU followed by an in-place cap; values reach both kinks
+    (inputs scaled so that many outputs exceed 6)."""
+    layer = make()
+    x = rng.standard_normal((2, 7, 6, 3)) * 12
+    y, _, _ = check_layer(layer, x, rng, fd=False)
+    cap = 6.0 if not isinstance(layer, layers.ReLU) else layer.max_value
+    assert y.min() == 0 and y.max() == np.float32(cap)
+    small = rng.standard_normal((2, 5, 5, 3))   # away from the kinks: finite differences
+    check_layer(make(), small * 0.5 + 0.1 if isinstance(layer, layers.ReLU) else small, rng)
+
+
+def test_relu6_activation_layer_leaves_its_input_alone(rng):
+    x = (rng.standard_normal((3, 8)) * 10).astype(np.float32)
+    before = x.copy()
+    y = layers.Activation("relu6")(x)
+    np.testing.assert_array_equal(x, before)
+    np.testing.assert_array_equal(y, np.clip(before, 0, 6))
+
+
+def test_relu6_layers_match_torch(rng):
+    torch = pytest.importorskip("torch")
+    x = (rng.standard_normal((2, 9, 9, 4)) * 3).astype(np.float32)
+    layer = layers.DepthwiseConv2D(3, padding="same", activation="relu6", bias_initializer="random_normal")
+    layer.build(x.shape)
+    w, b = (v.numpy() for v in layer.weights)
+    xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).requires_grad_()
+    wt = torch.from_numpy(w.transpose(2, 3, 0, 1).copy())   # (3, 3, c, 1) -> (c, 1, 3, 3)
+    yt = torch.nn.functional.relu6(torch.nn.functional.conv2d(xt, wt, torch.from_numpy(b), padding=1, groups=4))
+    dy = rng.standard_normal(yt.shape).astype(np.float32)
+    yt.backward(torch.from_numpy(dy))
+    ctx = {}
+    y = layer.forward(x, True, ctx)
+    np.testing.assert_allclose(y, yt.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-5, atol=1e-5)
+    dx = layer.backward(np.ascontiguousarray(dy.transpose(0, 2, 3, 1)), ctx, True)
+    np.testing.assert_allclose(dx, xt.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [layers.Conv2D, layers.DepthwiseConv2D])
+def test_explicit_padding_matches_zero_padding_then_valid(cls, rng, tmp_path):
+    """((top, bottom), (left, right)) padding equals ZeroPadding2D + 'valid', forward and
+    backward; it survives get_config, saving and ONNX export's geometry."""
+    import cnnfast
+    kw = dict(filters=4) if cls is layers.Conv2D else {}
+    pads = ((1, 1), (0, 2))
+    conv = cls(kernel_size=3, strides=2, padding=pads, bias_initializer="random_normal", **kw)
+    x = rng.standard_normal((2, 8, 7, 3)).astype(np.float32)
+    y, dx, grads = check_layer(conv, x, rng)
+    plain = cls(kernel_size=3, strides=2, padding="valid", **kw)
+    padded = layers.ZeroPadding2D(pads)(x)
+    plain(padded)
+    plain.set_weights(conv.get_weights())
+    np.testing.assert_allclose(conv(x), plain(padded), rtol=1e-5, atol=1e-6)
+    assert conv.compute_output_shape((None, 8, 7, 3)) == (None, 4, 4, y.shape[-1])
+    config = conv.get_config()
+    assert config["padding"] == [[1, 1], [0, 2]]
+    clone = cls.from_config(config)
+    assert clone.padding == pads
+    inp = cnnfast.Input((8, 7, 3))
+    model = cnnfast.Model(inp, conv(inp))
+    model.save(tmp_path / "m.keras")
+    back = cnnfast.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(back.predict(x, verbose=0), model.predict(x, verbose=0))
+    with pytest.raises(ValueError, match="padding"):
+        cls(kernel_size=3, padding=((1, -1), (0, 0)), **kw)
+    with pytest.raises(ValueError, match="padding"):
+        layers.Conv2DTranspose(2, 3, padding=((1, 1), (1, 1)))

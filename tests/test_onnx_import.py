@@ -204,7 +204,17 @@ def test_torchvision_networks_match_onnx_runtime(name, torchvision_models, tmp_p
     model = _assert_matches_ort(path, x)
     assert model.input_shape == (None, 3, 64, 64) and model.output_shape == (None, 10)
     # the NCHW input is permuted once, at the start; nothing else moves data between layouts
-    assert [type(l).__name__ for l in model.layers].count("Permute") == 1
+    kinds = [type(l).__name__ for l in model.layers]
+    assert kinds.count("Permute") == 1
+    # torch's symmetric padding of stride-2 layers is the conv's own (no padded copy), and every
+    # Clip(0, 6) after a convolution is its relu6 (the bounds are Constants placed after the Conv)
+    assert "ZeroPadding2D" not in kinds
+    if name == "mobilenet_v2":
+        assert "ReLU" not in kinds
+        acts = [l._act_name for l in model.layers if isinstance(l, (cnnfast.layers.Conv2D,
+                                                                     cnnfast.layers.DepthwiseConv2D))]
+        assert acts.count("relu6") == 35 and any(isinstance(l.padding, tuple) for l in model.layers
+                                                 if isinstance(l, cnnfast.layers.DepthwiseConv2D))
     with torch.no_grad():
         np.testing.assert_allclose(model.predict(x[:1], verbose=0), net(torch.from_numpy(x[:1])).numpy(),
                                    rtol=1e-4, atol=1e-4)

@@ -106,6 +106,47 @@ def test_activations_match_torch(rng):
     np.testing.assert_allclose(ops.tanh(x), torch.tanh(xt).numpy(), rtol=1e-6, atol=1e-37)
 
 
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("cap", [6.0, 0.5, 0.0])
+def test_capped_relu_matches_reference(isa, threads, rng, n, cap):
+    x = _data(rng, n)
+    dy = rng.standard_normal(n).astype(np.float32)
+    want = np.minimum(np.maximum(x.astype(np.float64), 0), cap).astype(np.float32)
+    y = ops.capped_relu(x, cap)
+    np.testing.assert_array_equal(y, want)
+    x64 = x.astype(np.float64)
+    np.testing.assert_array_equal(ops.capped_relu_backward(dy, y, cap),
+                                  np.where((x64 > 0) & (x64 < cap), dy, 0).astype(np.float32))
+    inplace = x.copy()   # the layers cap a convolution's output where it lies
+    assert ops.capped_relu(inplace, cap, out=inplace) is inplace
+    np.testing.assert_array_equal(inplace, want)
+
+
+def test_capped_relu_nan_gradient_torch_and_bad_cap(isa, rng):
+    x = np.array([np.nan, 7.0, -1.0, 3.0] * 9, np.float32)
+    y = ops.capped_relu(x, 6)
+    assert np.isnan(y[::4]).all() and (y[1::4] == 6).all() and (y[2::4] == 0).all()
+    np.testing.assert_array_equal(ops.capped_relu_backward(np.ones_like(x), y, 6)[:4], [0, 0, 0, 1])
+    z = rng.standard_normal(40) * 5
+    z = np.where(np.abs(z) < 0.05, 0.3, np.where(np.abs(z - 6) < 0.05, 5.5, z))
+    r = rng.standard_normal(40)
+    eps = 1e-3
+    num = np.array([(np.sum(r * ops.capped_relu(z + eps * e, 6)) - np.sum(r * ops.capped_relu(z - eps * e, 6)))
+                    / (2 * eps) for e in np.eye(40)])
+    np.testing.assert_allclose(ops.capped_relu_backward(r, ops.capped_relu(z, 6), 6), num, rtol=2e-3, atol=2e-3)
+    for bad in (-1.0, np.nan, np.inf, "six", None):
+        with pytest.raises((ValueError, TypeError), match="capped_relu"):
+            ops.capped_relu(x, bad)
+    torch = pytest.importorskip("torch")
+    xt = torch.from_numpy(_data(rng, 1000)).requires_grad_()
+    yt = torch.nn.functional.relu6(xt)
+    g = torch.from_numpy(rng.standard_normal(1000).astype(np.float32))
+    yt.backward(g)
+    y = ops.capped_relu(xt.detach().numpy(), 6)
+    np.testing.assert_array_equal(y, yt.detach().numpy())
+    np.testing.assert_array_equal(ops.capped_relu_backward(g.numpy(), y, 6), xt.grad.numpy())
+
+
 # ---------------------------------------------------------------------------------------------
 # Softmax
 # ---------------------------------------------------------------------------------------------
@@ -542,8 +583,12 @@ def test_elementwise_bad_arguments_and_zero_sizes(rng):
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="relu: out is read-only"):
         ops.relu(x, out=ro)
+    buf = np.zeros(13, np.float32)   # exactly the input: in place; a partial overlap: refused
     with pytest.raises(ValueError, match="relu: out overlaps an input"):
-        ops.relu(x, out=x)
+        ops.relu(buf[:12].reshape(3, 4), out=buf[1:].reshape(3, 4))
+    inplace = x.copy()
+    assert ops.relu(inplace, out=inplace) is inplace
+    np.testing.assert_array_equal(inplace, np.maximum(x, 0))
     with pytest.raises(ValueError, match="softmax: axis 2 is out of range"):
         ops.softmax(x, axis=2)
     with pytest.raises(ValueError, match="leaky_relu: negative_slope must be finite"):

@@ -26,6 +26,13 @@ cf_status cf_relu_fwd(const float *x, float *y, int64_t n) { return ew_map_check
 cf_status cf_relu_bwd(const float *dy, const float *y, float *dx, int64_t n) { return ew_map_checked(CF_EW_RELU_BWD, dy, y, dx, n, 0.0f, 1); }
 cf_status cf_leaky_relu_fwd(const float *x, float *y, int64_t n, float s) { return ew_map_checked(CF_EW_LEAKY_RELU, x, NULL, y, n, s, 0); }
 cf_status cf_leaky_relu_bwd(const float *dy, const float *x, float *dx, int64_t n, float s) { return ew_map_checked(CF_EW_LEAKY_RELU_BWD, dy, x, dx, n, s, 1); }
+static int cap_ok(float cap) { return cap >= 0.0f; }  /* false for NaN too */
+cf_status cf_capped_relu_fwd(const float *x, float *y, int64_t n, float cap) {
+    return cap_ok(cap) ? ew_map_checked(CF_EW_CAPPED_RELU, x, NULL, y, n, cap, 0) : CF_ERR_ARGUMENT;
+}
+cf_status cf_capped_relu_bwd(const float *dy, const float *y, float *dx, int64_t n, float cap) {
+    return cap_ok(cap) ? ew_map_checked(CF_EW_CAPPED_RELU_BWD, dy, y, dx, n, cap, 1) : CF_ERR_ARGUMENT;
+}
 cf_status cf_sigmoid_fwd(const float *x, float *y, int64_t n) { return ew_map_checked(CF_EW_SIGMOID, x, NULL, y, n, 0.0f, 0); }
 cf_status cf_sigmoid_bwd(const float *dy, const float *y, float *dx, int64_t n) { return ew_map_checked(CF_EW_SIGMOID_BWD, dy, y, dx, n, 0.0f, 1); }
 cf_status cf_tanh_fwd(const float *x, float *y, int64_t n) { return ew_map_checked(CF_EW_TANH, x, NULL, y, n, 0.0f, 0); }

@@ -9,8 +9,9 @@
 
 /* Element-wise maps: unary ops y = f(x), binary ops dx = g(dy, saved). */
 typedef enum {
-    CF_EW_RELU, CF_EW_LEAKY_RELU, CF_EW_SIGMOID, CF_EW_TANH,                    /* forward */
-    CF_EW_RELU_BWD, CF_EW_LEAKY_RELU_BWD, CF_EW_SIGMOID_BWD, CF_EW_TANH_BWD,  /* backward */
+    CF_EW_RELU, CF_EW_LEAKY_RELU, CF_EW_SIGMOID, CF_EW_TANH, CF_EW_CAPPED_RELU,     /* forward */
+    CF_EW_RELU_BWD, CF_EW_LEAKY_RELU_BWD, CF_EW_SIGMOID_BWD, CF_EW_TANH_BWD,
+    CF_EW_CAPPED_RELU_BWD,                                                             /* backward */
     CF_EW_OP_COUNT
 } cf_ew_op;
 

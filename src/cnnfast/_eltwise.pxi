@@ -6,6 +6,8 @@ cdef extern from "cnnfast.h" nogil:
     cf_status cf_relu_fwd(const float *x, float *y, int64_t n)
     cf_status cf_relu_bwd(const float *dy, const float *y, float *dx, int64_t n)
     cf_status cf_leaky_relu_fwd(const float *x, float *y, int64_t n, float negative_slope)
+    cf_status cf_capped_relu_fwd(const float *x, float *y, int64_t n, float cap)
+    cf_status cf_capped_relu_bwd(const float *dy, const float *y, float *dx, int64_t n, float cap)
     cf_status cf_leaky_relu_bwd(const float *dy, const float *x, float *dx, int64_t n, float negative_slope)
     cf_status cf_sigmoid_fwd(const float *x, float *y, int64_t n)
     cf_status cf_sigmoid_bwd(const float *dy, const float *y, float *dx, int64_t n)
@@ -48,6 +50,29 @@ def relu_bwd(const float[::1] dy, const float[::1] y, float[::1] dx):
     with nogil:
         st = cf_relu_bwd(dyp, yp, dxp, n)
     check_status(st, "relu_backward")
+
+
+def capped_relu_fwd(const float[::1] x, float[::1] y, float cap):
+    """y := min(max(x, 0), cap)"""
+    cdef const float *xp = _cf32_or_null(x)
+    cdef float *yp = _f32_or_null(y)
+    cdef int64_t n = x.shape[0]
+    cdef cf_status st
+    with nogil:
+        st = cf_capped_relu_fwd(xp, yp, n, cap)
+    check_status(st, "capped_relu")
+
+
+def capped_relu_bwd(const float[::1] dy, const float[::1] y, float[::1] dx, float cap):
+    """dx := dy * (0 < y < cap)"""
+    cdef const float *dyp = _cf32_or_null(dy)
+    cdef const float *yp = _cf32_or_null(y)
+    cdef float *dxp = _f32_or_null(dx)
+    cdef int64_t n = dy.shape[0]
+    cdef cf_status st
+    with nogil:
+        st = cf_capped_relu_bwd(dyp, yp, dxp, n, cap)
+    check_status(st, "capped_relu_backward")
 
 
 def leaky_relu_fwd(const float[::1] x, float[::1] y, float negative_slope):

@@ -29,8 +29,8 @@ def _f32(x):
 
 def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
     """max(x, 0); with Keras's optional ``negative_slope``, ``max_value`` and ``threshold``."""
-    if negative_slope == 0.0 and max_value is None and threshold == 0.0:
-        return ops.relu(x)
+    if negative_slope == 0.0 and threshold == 0.0:
+        return ops.relu(x) if max_value is None else ops.capped_relu(x, max_value)
     x = _f32(x)
     y = np.where(x >= threshold, x, np.float32(negative_slope) * (x - np.float32(threshold)))
     if max_value is not None:
@@ -97,7 +97,7 @@ def exponential(x):
 
 
 def relu6(x):
-    return np.clip(_f32(x), 0, 6)
+    return ops.capped_relu(x, 6.0)
 
 
 def hard_sigmoid(x):
@@ -157,7 +157,7 @@ def _d_exponential(dy, x, y):
 
 
 def _d_relu6(dy, x, y):
-    return np.where((x > 0) & (x < 6), dy, np.float32(0)).astype(np.float32)
+    return ops.capped_relu_backward(dy, y, 6.0)
 
 
 def _d_hard_sigmoid(dy, x, y):
@@ -178,7 +178,7 @@ _TABLE = {
     "softsign": (softsign, _d_softsign, True),
     "silu": (silu, _d_silu, True),
     "exponential": (exponential, _d_exponential, False),
-    "relu6": (relu6, _d_relu6, True),
+    "relu6": (relu6, _d_relu6, False),
     "hard_sigmoid": (hard_sigmoid, _d_hard_sigmoid, True),
 }
 _ALIASES = {"swish": "silu", None: "linear"}

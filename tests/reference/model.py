@@ -80,10 +80,15 @@ def conv2d(x, w, b=None, strides=(1, 1), padding="valid", dilation=(1, 1), group
     (sh, sw), (dh, dw) = strides, dilation
     if padding == "same":
         (pt, pb), (pl, pr) = same_pads(h, kh, sh, dh), same_pads(wd, kw, sw, dw)
-    else:
+    elif padding == "valid":
         pt = pb = pl = pr = 0
+    else:   # explicit ((top, bottom), (left, right))
+        (pt, pb), (pl, pr) = padding
     xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-    ho, wo = conv_out(h, kh, sh, dh, padding), conv_out(wd, kw, sw, dw, padding)
+    if isinstance(padding, str):
+        ho, wo = conv_out(h, kh, sh, dh, padding), conv_out(wd, kw, sw, dw, padding)
+    else:
+        ho, wo = conv_out(h + pt + pb, kh, sh, dh, "valid"), conv_out(wd + pl + pr, kw, sw, dw, "valid")
     y = np.zeros((n, ho, wo, cout))
     og = cout // groups
     for g in range(groups):
@@ -316,7 +321,8 @@ def layer_forward(layer, x, training=False):
             return batch_norm(x, g, b, x.mean(axis=axes), x.var(axis=axes), layer.epsilon)
         return batch_norm(x, g, b, layer.moving_mean.value, layer.moving_variance.value, layer.epsilon)
     if kind == "ReLU":
-        return np.maximum(x, 0)
+        y = np.where(x >= layer.threshold, x, layer.negative_slope * (x - layer.threshold))
+        return y if layer.max_value is None else np.minimum(y, layer.max_value)
     if kind == "LeakyReLU":
         return np.where(x >= 0, x, layer.negative_slope * x)
     if kind == "Softmax":

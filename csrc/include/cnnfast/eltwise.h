@@ -57,6 +57,21 @@ cf_status cf_leaky_relu_bwd(
         int64_t n,
         float negative_slope);
 
+/* y = min(max(x, 0), cap): ReLU6 for cap = 6 (NaN stays NaN). cap must be >= 0 (+inf allowed). */
+cf_status cf_capped_relu_fwd(
+        const float *x,   /* input, n */
+        float *y,         /* output, n (may be x) */
+        int64_t n,
+        float cap);       /* upper bound */
+
+/* dx = 0 < y < cap ? dy : 0 (from the forward output; 0 at both kinks, as torch's hardtanh) */
+cf_status cf_capped_relu_bwd(
+        const float *dy,  /* output gradient, n */
+        const float *y,   /* forward output, n */
+        float *dx,        /* input gradient, n (may be dy) */
+        int64_t n,
+        float cap);
+
 /* y = 1 / (1 + exp(-x)), computed without overflow */
 cf_status cf_sigmoid_fwd(
         const float *x,   /* input, n */

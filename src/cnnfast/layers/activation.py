@@ -14,7 +14,8 @@ __all__ = ["ReLU", "LeakyReLU", "Softmax"]
 
 class ReLU(Layer):
     """``max(x, 0)``; optionally ``negative_slope * (x - threshold)`` below ``threshold`` and a cap
-    at ``max_value``. The plain form runs in the C kernel; the general form in NumPy."""
+    at ``max_value``. The plain and the capped (``ReLU(max_value=6)``) forms run in C kernels;
+    the forms with a slope or a threshold in NumPy."""
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -27,10 +28,15 @@ class ReLU(Layer):
         if self.negative_slope < 0:
             raise ValueError(f"{op}: negative_slope must be >= 0, got {negative_slope!r}")
         self._plain = self.max_value is None and self.negative_slope == 0.0 and self.threshold == 0.0
+        self._capped = self.max_value is not None and self.negative_slope == 0.0 and self.threshold == 0.0
 
     def forward(self, x, training, ctx):
         if self._plain:
             y = ops.relu(x, out=buffer(ctx, "y", x.shape))
+            ctx["y"] = y
+            return y
+        if self._capped:
+            y = ops.capped_relu(x, self.max_value, out=buffer(ctx, "y", x.shape))
             ctx["y"] = y
             return y
         ctx["x"] = x
@@ -45,6 +51,8 @@ class ReLU(Layer):
             return None
         if self._plain:
             return ops.relu_backward(dy, ctx["y"], out=buffer(ctx, "dx", dy.shape))
+        if self._capped:
+            return ops.capped_relu_backward(dy, ctx["y"], self.max_value, out=buffer(ctx, "dx", dy.shape))
         x = ctx["x"]
         slope = np.where(x >= np.float32(self.threshold), np.float32(1), np.float32(self.negative_slope))
         if self.max_value is not None:

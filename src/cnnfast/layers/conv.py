@@ -9,6 +9,9 @@
 * Conv2DTranspose kernel ``(kh, kw, filters, cin)`` as Keras; ``ops.conv2d_transpose``.
 
 Output sizes follow Keras: "valid" ``floor((n - d*(k-1) - 1) / s) + 1``, "same" ``ceil(n / s)``.
+Conv2D and DepthwiseConv2D also take explicit ``padding=((top, bottom), (left, right))`` (beyond
+Keras, as PyTorch's symmetric ``padding=1`` on a stride-2 layer needs, which no Keras mode gives):
+the kernels read the padding as zeros, so no padded copy of the input is made.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import numpy as np
 
 from .. import initializers as _initializers
 from .. import ops
+from ..ops import _conv as _conv_ops
 from ..ops._checks import as_int, as_pair, check_choice
 from ..runtime import get_num_threads
 from .base import Layer, buffer, grad_target, recording
@@ -26,11 +30,14 @@ __all__ = ["Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "conv_output_length",
 
 
 def conv_output_length(n, k, padding, stride, dilation=1):
+    """Output length along one axis; ``padding`` is "valid", "same" or (before, after)."""
     if n is None:
         return None
     eff = dilation * (k - 1) + 1
     if padding == "same":
         return (n + stride - 1) // stride
+    if not isinstance(padding, str):
+        n = n + padding[0] + padding[1]
     return max((n - eff) // stride + 1, 0) if n >= eff else 0
 
 
@@ -53,11 +60,15 @@ def _check_data_format(layer, data_format):
 
 
 class _BaseConv(ActivationMixin, Layer):
-    def _init_conv(self, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias):
+    def _init_conv(self, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+                   explicit_padding=False):
         op = f"{type(self).__name__} '{self.name}'"
         self.kernel_size = as_pair(kernel_size, op, "kernel_size", 1)
         self.strides = as_pair(strides, op, "strides", 1)
-        self.padding = check_choice(padding, ("valid", "same"), op, "padding")
+        if explicit_padding and isinstance(padding, (list, tuple)):
+            self.padding = _conv_ops._padding_pairs(padding, op)
+        else:
+            self.padding = check_choice(padding, ("valid", "same"), op, "padding")
         _check_data_format(self, data_format)
         self.data_format = "channels_last"
         self.dilation_rate = as_pair(dilation_rate, op, "dilation_rate", 1)
@@ -74,20 +85,22 @@ class _BaseConv(ActivationMixin, Layer):
         return input_shape[-1]
 
     def _spatial_out(self, input_shape):
-        return tuple(conv_output_length(input_shape[1 + i], self.kernel_size[i], self.padding,
+        pads = (self.padding,) * 2 if isinstance(self.padding, str) else self.padding
+        return tuple(conv_output_length(input_shape[1 + i], self.kernel_size[i], pads[i],
                                         self.strides[i], self.dilation_rate[i]) for i in range(2))
 
     def _check_positive(self, input_shape, out_hw):
         if any(s is not None and s <= 0 for s in out_hw):
             raise ValueError(f"{type(self).__name__} '{self.name}': computed output size would be "
                              f"zero or negative for input shape {input_shape}, kernel_size="
-                             f"{self.kernel_size}, strides={self.strides}, padding='{self.padding}', "
+                             f"{self.kernel_size}, strides={self.strides}, padding={self.padding!r}, "
                              f"dilation_rate={self.dilation_rate}")
 
     def _conv_config(self):
         config = Layer.get_config(self)
         config.update(kernel_size=list(self.kernel_size), strides=list(self.strides),
-                      padding=self.padding, data_format=self.data_format,
+                      padding=self.padding if isinstance(self.padding, str) else
+                      [list(pair) for pair in self.padding], data_format=self.data_format,
                       dilation_rate=list(self.dilation_rate), activation=self._act_name,
                       use_bias=self.use_bias)
         return config
@@ -113,7 +126,8 @@ class Conv2D(_BaseConv):
     Args:
         filters: number of output channels.
         kernel_size: int or (kh, kw).
-        strides: int or pair; padding: "valid" or "same"; dilation_rate: int or pair.
+        strides: int or pair; padding: "valid", "same" or explicit ((top, bottom), (left, right));
+        dilation_rate: int or pair.
         groups: split input channels into groups, each convolved with filters // groups filters.
         activation, use_bias, kernel_initializer, bias_initializer: as Keras.
 
@@ -134,7 +148,8 @@ class Conv2D(_BaseConv):
         self.groups = as_int(groups, op, "groups", 1)
         if self.filters % self.groups:
             raise ValueError(f"{op}: filters ({self.filters}) must be divisible by groups ({self.groups})")
-        self._init_conv(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias)
+        self._init_conv(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+                        explicit_padding=True)
         self.kernel_initializer = _initializers.get(kernel_initializer, f"{op}: kernel_initializer")
         self.bias_initializer = _initializers.get(bias_initializer, f"{op}: bias_initializer")
         self.kernel = self.bias = None
@@ -241,7 +256,8 @@ class DepthwiseConv2D(Conv2D):
                             bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
                             depthwise_constraint=depthwise_constraint, bias_constraint=bias_constraint)
         self.depth_multiplier = as_int(depth_multiplier, op, "depth_multiplier", 1)
-        self._init_conv(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias)
+        self._init_conv(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+                        explicit_padding=True)
         self.depthwise_initializer = _initializers.get(depthwise_initializer, f"{op}: depthwise_initializer")
         self.bias_initializer = _initializers.get(bias_initializer, f"{op}: bias_initializer")
         self.kernel = self.bias = None

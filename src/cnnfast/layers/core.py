@@ -38,7 +38,8 @@ class ActivationMixin:
     def _set_activation(self, activation):
         self.activation = _activations.get(activation, f"{type(self).__name__}: activation")
         self._act_name = _activations.serialize(self.activation)
-        self._fused_activation = "relu" if self._act_name == "relu" else None
+        # relu6 = min(relu(z), 6): the kernel applies the ReLU, _activate the cap, in place
+        self._fused_activation = "relu" if self._act_name in ("relu", "relu6") else None
         if self._act_name not in ("linear", "relu"):
             self._act_backward, self._act_needs_x = _activations.backward_of(self.activation)
 
@@ -46,12 +47,18 @@ class ActivationMixin:
         """The activation a fused loss may skip (the model then sets ``ctx["logits"]``)."""
         return self._act_name if self._act_name in ("softmax", "sigmoid") else None
 
-    def _activate(self, z, ctx):
-        """``z`` is the kernel's output (ReLU already applied if fused). Returns the layer output."""
+    def _activate(self, z, ctx, z_is_own=True):
+        """``z`` is the kernel's output (ReLU already applied if fused), which the activation may
+        overwrite unless ``z_is_own`` is False (``z`` then belongs to another layer). Returns the
+        layer output."""
         name = self._act_name
         if name in ("linear", "relu") or ctx.get("logits"):
             ctx["y"] = z
             return z
+        if name == "relu6":
+            ctx["z"] = None
+            ctx["y"] = y = ops.capped_relu(z, 6.0, out=z if z_is_own else None)
+            return y
         y = self.activation(z)
         ctx["z"] = z if self._act_needs_x else None
         ctx["y"] = y
@@ -157,7 +164,7 @@ class Activation(ActivationMixin, Layer):
             return y
         if self._act_name != "linear" and self._act_needs_x:
             ctx["z"] = x
-        return self._activate(x, ctx) if self._act_name != "linear" else x
+        return self._activate(x, ctx, z_is_own=False) if self._act_name != "linear" else x
 
     def backward(self, dy, ctx, need_dx):
         return self._activation_backward(dy, ctx) if need_dx else None

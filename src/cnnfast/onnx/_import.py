@@ -207,11 +207,14 @@ class _Builder:
         self.absorbed = set()
         self._names = set()
         self.static_batch = None
-        self.consumers = {}
+        self.consumers, self.producer = {}, {}
         for i, node in enumerate(self.graph.node):
             for name in node.input:
                 if name:
                     self.consumers.setdefault(name, []).append(i)
+            for name in node.output:
+                if name:
+                    self.producer[name] = i
         self.outputs = {o.name for o in self.graph.output}
 
     # -- errors and names ------------------------------------------------------------------------
@@ -557,9 +560,8 @@ class _Builder:
             self.fail(node, f"weights {w.shape} with group={g} do not fit {c} input channels")
         mode, pads = self.conv_padding(node, a, v.shape[2:], (kh, kw), strides, dil)
         x = self.view(v, _NHWC, node)
-        if mode is None:
-            x = self.layer(self.L.ZeroPadding2D, node, x, "_pad", padding=pads)
-            mode = "valid"
+        if mode is None:   # not a Keras mode: the layer takes the pads themselves (read as zeros)
+            mode = pads
         act = self.fused_activation(node)
         common = dict(strides=strides, padding=mode, dilation_rate=dil, use_bias=b is not None,
                       activation=act)
@@ -752,12 +754,34 @@ class _Builder:
         return _Sym(y, perm, v.shape)
 
     # -- activations -----------------------------------------------------------------------------
+    def static_value(self, name):
+        """The load-time value of ``name`` (an array), even when the nodes computing it come later
+        in the file than the node asking (exporters put a Clip's bound Constants right before the
+        Clip, after the Conv that wants to absorb it); None when it depends on an input."""
+        if name in self.values:
+            v = self.values[name]
+            return v if isinstance(v, np.ndarray) else None
+        i = self.producer.get(name)
+        if i is None or i in self.absorbed:
+            return None
+        node = self.graph.node[i]
+        ins = [self.static_value(n) if n else None for n in node.input]
+        if any(n and v is None for n, v in zip(node.input, ins)) or node.op_type not in _FOLD:
+            return None
+        outs = self.fold(node, ins, _attrs(self.onnx, node))
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        for n, v in zip(node.output, outs):
+            if n:
+                self.values[n] = v
+        v = self.values.get(name)
+        return v if isinstance(v, np.ndarray) and v.dtype != object else None
+
     def clip_bounds(self, node):
         a = _attrs(self.onnx, node)
         lo, hi = a.get("min"), a.get("max")
         for k in (1, 2):
             if k < len(node.input) and node.input[k]:
-                val = self.values.get(node.input[k])
+                val = self.static_value(node.input[k])
                 if not isinstance(val, np.ndarray):
                     return None, None
                 if k == 1:

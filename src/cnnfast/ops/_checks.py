@@ -86,8 +86,11 @@ def as_labels(y, op: str, name: str = "labels") -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.int32)
 
 
-def check_out(out, shape: tuple, op: str, inputs: Sequence[np.ndarray] = (), name: str = "out") -> np.ndarray:
-    """Validate an ``out=`` array (never converted), or allocate one when ``out`` is None."""
+def check_out(out, shape: tuple, op: str, inputs: Sequence[np.ndarray] = (), name: str = "out",
+              allow_exact_alias: bool = False) -> np.ndarray:
+    """Validate an ``out=`` array (never converted), or allocate one when ``out`` is None.
+    ``allow_exact_alias``: ``out`` may be exactly an input (element-wise kernels run in place),
+    never a partial overlap."""
     shape = tuple(int(s) for s in shape)
     if out is None:
         return empty(shape, op)
@@ -103,6 +106,9 @@ def check_out(out, shape: tuple, op: str, inputs: Sequence[np.ndarray] = (), nam
         raise ValueError(f"{op}: {name} is read-only")
     for arr in inputs:
         if arr is not None and out.size and np.may_share_memory(out, arr):
+            if allow_exact_alias and arr.flags.c_contiguous and arr.shape == out.shape and \
+                    arr.ctypes.data == out.ctypes.data:
+                continue
             raise ValueError(f"{op}: {name} overlaps an input array; pass a separate buffer")
     return out
 

@@ -22,7 +22,7 @@ from .. import _kernels
 from ._checks import as_float, as_float32, as_int, as_labels, check_out, check_size, check_state
 
 __all__ = [
-    "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
+    "relu", "relu_backward", "capped_relu", "capped_relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
     "tanh", "tanh_backward", "softmax", "softmax_backward", "bias_add", "bias_add_backward",
     "softmax_cross_entropy", "dropout", "dropout_backward", "batch_norm_forward", "batch_norm_backward",
 ]
@@ -51,14 +51,14 @@ def _same_shape(op: str, a, b, name_a: str, name_b: str) -> tuple[np.ndarray, np
 
 def _unary(op: str, fn, x, out=None, *params) -> np.ndarray:
     x = _as_f32(x, op, "x")
-    out = check_out(out, x.shape, op, inputs=(x,))
+    out = check_out(out, x.shape, op, inputs=(x,), allow_exact_alias=True)
     fn(_flat(x), _flat(out), *params)
     return out
 
 
 def _binary(op: str, fn, dy, saved, saved_name: str, out=None, *params) -> np.ndarray:
     dy, saved = _same_shape(op, dy, saved, "dy", saved_name)
-    out = check_out(out, dy.shape, op, inputs=(dy, saved))
+    out = check_out(out, dy.shape, op, inputs=(dy, saved), allow_exact_alias=True)
     fn(_flat(dy), _flat(saved), _flat(out), *params)
     return out
 
@@ -71,6 +71,26 @@ def relu(x, out=None):
 def relu_backward(dy, y, out=None):
     """Gradient of :func:`relu` from its output: ``dy`` where ``y > 0``, else 0."""
     return _binary("relu_backward", _kernels.relu_bwd, dy, y, "y", out)
+
+
+def _cap(op: str, max_value) -> float:
+    cap = as_float(max_value, op, "max_value")
+    if not cap >= 0:   # NaN too
+        raise ValueError(f"{op}: max_value must be a number >= 0, got {max_value!r}")
+    return cap
+
+
+def capped_relu(x, max_value, out=None):
+    """``min(max(x, 0), max_value)`` element-wise: ReLU6 for ``max_value=6`` (NaN stays NaN)."""
+    op = "capped_relu"
+    return _unary(op, _kernels.capped_relu_fwd, x, out, _cap(op, max_value))
+
+
+def capped_relu_backward(dy, y, max_value, out=None):
+    """Gradient of :func:`capped_relu` from its output: ``dy`` where ``0 < y < max_value``, else 0
+    (0 at both kinks, as ``torch.nn.functional.relu6``)."""
+    op = "capped_relu_backward"
+    return _binary(op, _kernels.capped_relu_bwd, dy, y, "y", out, _cap(op, max_value))
 
 
 def _slope(op: str, negative_slope) -> float:
