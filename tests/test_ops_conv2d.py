@@ -195,6 +195,28 @@ def test_depthwise_both_algorithms(algo, mult, isa, threads, rng):
     close(db, edb)
 
 
+# Depthwise, multiplier 1 (the register-blocked kernel): (N, H, W, C, k, strides, dilation, padding)
+# — images narrower than its 4-pixel step, borders on every side, channel tails of every vector
+# width, 5x5 / 7x7 / 1x1 kernels, strides and dilation, more padding than the kernel.
+DW1_CASES = [
+    (1, 7, 7, 32, 3, 1, 1, "same"), (2, 9, 10, 17, 3, 2, 1, "same"), (1, 3, 2, 5, 3, 1, 1, "same"),
+    (1, 6, 13, 35, 5, 1, 1, "same"), (1, 12, 12, 8, 7, 2, 1, ((3, 3), (3, 3))), (1, 5, 9, 64, 3, 1, 2, "same"),
+    (2, 4, 4, 3, 1, 1, 1, "valid"), (1, 8, 9, 16, 3, 2, 1, ((1, 1), (1, 1))), (1, 2, 11, 1, 3, 1, 1, ((4, 0), (0, 5))),
+    (1, 14, 14, 96, 3, 2, 1, ((0, 1), (0, 1))),
+]
+
+
+@pytest.mark.parametrize("case", DW1_CASES, ids=lambda c: "-".join(map(str, c)).replace(" ", ""))
+def test_depthwise_multiplier_one_matches_reference(case, isa, threads, rng):
+    n, h, w, c, k, s, d, padding = case
+    x, wt, b = rand(rng, n, h, w, c), rand(rng, k, k, 1, c), rand(rng, c)
+    pads = ref.pads_for(padding, x.shape, wt.shape, (s, s), (d, d))
+    y = ops.conv2d(x, wt, b, strides=s, dilation=d, padding=padding, groups=c, activation="relu")
+    close(y, ref.conv2d(x, wt, b, (s, s), pads, (d, d), c, relu=True))
+    close(ops.conv2d(x, wt, strides=s, dilation=d, padding=padding, groups=c),
+          ref.conv2d(x, wt, None, (s, s), pads, (d, d), c))
+
+
 # (N, H, W, C, Cout, padding): Winograd F(2x2, 3x3) shapes — odd/even outputs, 1x1 images, every
 # padding (including more than the kernel, which gives backward-data a negative tile origin), and
 # rows wide enough to be split into several tile blocks.
@@ -270,6 +292,45 @@ def test_forced_gemm_rejects_non_pointwise_shapes(kwargs, rng):
     x, w = rand(rng, 1, 9, 9, 4), rand(rng, k, k, 4 // kwargs.get("groups", 1), 4)
     with _conv.force_algorithm("gemm"), pytest.raises(ValueError, match="conv2d"):
         ops.conv2d(x, w, **kwargs)
+
+
+# (algorithm, N, H, W, C, k, Cout, strides, groups, padding): every kernel family's epilogue —
+# implicit-GEMM tiles (1, 2 and 4 vectors wide, the dot tile for <= 4 outputs), Winograd, the
+# pointwise GEMM, depthwise with multiplier 1 and 2.
+RELU6_CASES = [
+    ("igemm", 2, 7, 8, 5, 3, 37, 1, 1, "same"), ("igemm", 1, 6, 6, 16, 3, 3, 2, 1, "valid"),
+    ("igemm", 1, 5, 9, 8, 3, 64, 1, 1, "same"), ("winograd", 1, 8, 9, 16, 3, 24, 1, 1, "same"),
+    ("gemm", 1, 7, 7, 40, 1, 19, 1, 1, "valid"), ("depthwise", 2, 9, 7, 21, 3, 21, 2, 21, ((1, 1), (1, 1))),
+    ("depthwise", 1, 6, 6, 4, 3, 8, 1, 4, "same"), ("auto", 1, 9, 9, 6, 3, 12, 1, 2, "same"),
+]
+
+
+@pytest.mark.parametrize("case", RELU6_CASES, ids=lambda c: "-".join(map(str, c)).replace(" ", ""))
+def test_relu6_is_fused_in_every_kernel(case, isa, rng):
+    algo, n, h, w, c, k, cout, s, groups, padding = case
+    x, wt, b = rand(rng, n, h, w, c) * 3, rand(rng, k, k, c // groups, cout), rand(rng, cout)
+    pads = ref.pads_for(padding, x.shape, wt.shape, (s, s), (1, 1))
+    want = np.clip(ref.conv2d(x, wt, b, (s, s), pads, (1, 1), groups), 0, 6)
+    with _conv.force_algorithm(algo):
+        y = ops.conv2d(x, wt, b, strides=s, padding=padding, groups=groups, activation="relu6")
+    close(y, want)
+    assert (want == 6).any() and (want == 0).any() and y.max() <= 6 and y.min() >= 0
+    x[0, 0, 0, 0] = np.nan   # NaN stays NaN through both bounds
+    with _conv.force_algorithm(algo):
+        y = ops.conv2d(x, wt, b, strides=s, padding=padding, groups=groups, activation="relu6")
+    assert np.isnan(y[0, 0, 0]).any()
+
+
+def test_relu6_transposed_and_pooled_convolutions(rng):
+    x, wt, b = rand(rng, 2, 5, 6, 7) * 3, rand(rng, 3, 3, 4, 7), rand(rng, 4)
+    lin = ops.conv2d_transpose(x, wt, b, strides=2)
+    np.testing.assert_array_equal(ops.conv2d_transpose(x, wt, b, strides=2, activation="relu6"),
+                                  np.clip(lin, 0, 6))
+    xc, wc = rand(rng, 2, 8, 8, 3) * 3, rand(rng, 3, 3, 3, 5)
+    pooled = ops.conv2d_max_pool2d(xc, wc, activation="relu6")
+    np.testing.assert_array_equal(pooled, ops.max_pool2d(np.clip(ops.conv2d(xc, wc), 0, 6)))
+    with pytest.raises(ValueError, match="conv2d: activation"):
+        ops.conv2d(xc, wc, activation="relu7")
 
 
 def test_forced_depthwise_rejects_grouped_problem(rng):

@@ -266,6 +266,24 @@ def test_relu_clamps_negatives_only(isa, rng):
     assert (lin < 0).any() and (y == 0).any()
 
 
+@pytest.mark.parametrize("M,K,N", [(33, 20, 47), (1, 300, 96), (14, 64, 32), (6, 9, 16), (64, 576, 64), (3, 7, 5)])
+def test_relu6_clamps_both_ends_and_keeps_nan(isa, threads, rng, M, K, N):
+    """Every epilogue (full tiles, edges, the matrix-vector path for M = 1, the threaded path)
+    gives exactly min(max(linear, 0), 6)."""
+    a, b = operands(rng, M, K, N)
+    a *= 3
+    bias = rng.standard_normal(N).astype(np.float32)
+    lin = matmul(a, b, bias=bias)
+    y = matmul(a, b, bias=bias, activation="relu6")
+    np.testing.assert_array_equal(y, np.minimum(np.maximum(lin, 0), 6))
+    assert (lin > 6).any() and (lin < 0).any()
+    a[0, 0] = np.nan
+    assert np.isnan(matmul(a, b, bias=bias, activation="relu6")[0]).all()
+    assert np.array_equal(matmul(np.empty((2, 0), np.float32), np.empty((0, 3), np.float32),
+                                 bias=np.array([-1, 3, 9], np.float32), activation="relu6"),
+                          np.tile(np.array([0, 3, 6], np.float32), (2, 1)))
+
+
 # ----------------------------------------------------------------------------- sizes
 
 def test_k_zero_gives_bias_and_activation(isa):
@@ -389,7 +407,7 @@ def test_accumulate_needs_out():
 
 def test_bad_flags_and_activation():
     a = np.ones((2, 2), np.float32)
-    with pytest.raises(ValueError, match=r"matmul: activation must be one of \['linear', 'relu'\], got 'tanh'"):
+    with pytest.raises(ValueError, match=r"matmul: activation must be one of \['linear', 'relu', 'relu6'\], got 'tanh'"):
         matmul(a, a, activation="tanh")
     with pytest.raises(ValueError, match=r"matmul: activation must be one of"):
         matmul(a, a, activation=1)

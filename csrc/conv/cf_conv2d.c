@@ -74,6 +74,10 @@ static int pointwise_shape(const cf_conv2d_params *p) {
            p->pad_left == 0 && p->groups == 1 && p->ho == p->h && p->wo == p->w;
 }
 
+static int activation_ok(int activation) {
+    return activation == CF_CONV_ACT_NONE || activation == CF_CONV_ACT_RELU || activation == CF_CONV_ACT_RELU6;
+}
+
 static int params_ok(const cf_conv2d_params *p) {
     if (p == NULL) return 0;
     if (p->n < 0 || p->h < 0 || p->w < 0 || p->c < 0 || p->cout < 0 || p->ho < 0 || p->wo < 0)
@@ -585,11 +589,10 @@ static cf_conv_gather *igemm_fwd_setup(const cf_conv_kernels *K, const cf_conv2d
 
 cf_status cf_conv2d_fwd(const cf_conv2d_params *p, const float *x, const float *w, const float *bias,
                         int activation, float *y) {
-    if (!params_ok(p) || (activation != CF_CONV_ACT_NONE && activation != CF_CONV_ACT_RELU))
-        return CF_ERR_ARGUMENT;
+    if (!params_ok(p) || !activation_ok(activation)) return CF_ERR_ARGUMENT;
     if (p->n == 0 || p->ho == 0 || p->wo == 0 || p->cout == 0) return CF_OK;
     const cf_conv_kernels *K = kernels_for_isa();
-    const int relu = activation == CF_CONV_ACT_RELU;
+    const int relu = activation;   /* the kernels' code: 0, 1 (ReLU), 2 (ReLU6) */
     if (use_pointwise_gemm(p))
         return cf_sgemm(0, 0, p->n * p->h * p->w, p->cout, p->c, 1.0f, x, p->c, w, p->cout, 0.0f,
                         y, p->cout, bias, relu);
@@ -865,9 +868,8 @@ cf_status cf_conv2d_bwd_data(const cf_conv2d_params *p, const float *dy, const f
 
 cf_status cf_conv2d_transpose_fwd(const cf_conv2d_params *p, const float *x, const float *w,
                                   const float *bias, int activation, float *y) {
-    if (!params_ok(p) || (activation != CF_CONV_ACT_NONE && activation != CF_CONV_ACT_RELU))
-        return CF_ERR_ARGUMENT;
-    return bwd_data_impl(p, x, w, bias, activation == CF_CONV_ACT_RELU, y);
+    if (!params_ok(p) || !activation_ok(activation)) return CF_ERR_ARGUMENT;
+    return bwd_data_impl(p, x, w, bias, activation, y);
 }
 
 /* ------------------------------------------------------------------------------------------ */

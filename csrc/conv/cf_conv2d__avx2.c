@@ -22,6 +22,7 @@ typedef __m256i mask_t;
 #define vsub(a, b) _mm256_sub_ps((a), (b))
 #define vfma(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define vmax0(v) _mm256_max_ps(_mm256_setzero_ps(), (v)) /* max(0, NaN) = NaN, as ops.relu */
+#define vcap6(v) _mm256_min_ps(_mm256_set1_ps(6.0f), (v)) /* min(6, NaN) = NaN */
 #define vmask(n) _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 
 static inline float vhsum(__m256 v) {

@@ -22,6 +22,7 @@ typedef __mmask16 mask_t;
 #define vsub(a, b) _mm512_sub_ps((a), (b))
 #define vfma(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define vmax0(v) _mm512_max_ps(_mm512_setzero_ps(), (v)) /* max(0, NaN) = NaN, as ops.relu */
+#define vcap6(v) _mm512_min_ps(_mm512_set1_ps(6.0f), (v)) /* min(6, NaN) = NaN */
 #define vmask(n) ((__mmask16)((1u << (n)) - 1u))
 
 #define vhsum(v) _mm512_reduce_add_ps(v)

@@ -33,6 +33,11 @@ static inline vec_t vsub(vec_t a, vec_t b) { return a - b; }
 static inline vec_t vfma(vec_t a, vec_t b, vec_t c) { return a * b + c; }
 /* Zero where v <= 0; NaN (unordered) passes through, as in ops.relu and PyTorch. */
 static inline vec_t vmax0(vec_t v) { return (vec_t)((cf_vi4)v & ~(cf_vi4)(v <= vzero())); }
+/* 6 where v > 6; NaN (unordered) passes through. */
+static inline vec_t vcap6(vec_t v) {
+    const cf_vi4 big = (cf_vi4)(v > vset1(6.0f));
+    return (vec_t)(((cf_vi4)vset1(6.0f) & big) | ((cf_vi4)v & ~big));
+}
 #define vmask(n) (n)
 
 static inline float vhsum(vec_t v) { return (v[0] + v[1]) + (v[2] + v[3]); }

@@ -107,7 +107,7 @@ static void macro_kernel(const nest *ns, int64_t ic, int64_t mc, int64_t jc, int
     const int64_t MR = cfg->mr, NR = cfg->nr;
     const cf_sgemm_strided *ra = pb->a.raw, *rb = pb->b.raw;
     const int last = pc + kc == pb->K;
-    cf_sgemm_epi ep = {pb->alpha, pc == 0 ? pb->beta : 1.0f, NULL, last && pb->relu};
+    cf_sgemm_epi ep = {pb->alpha, pc == 0 ? pb->beta : 1.0f, NULL, last ? pb->relu : 0};
     for (int64_t ir = 0; ir < mc; ir += MR) {
         const int64_t m = CF_MIN(MR, mc - ir);
         const float *ap = ns->abuf + ir * kc;
@@ -238,6 +238,7 @@ static void epilogue_only(const problem *pb) {
             float v = pb->beta != 0.0f ? pb->beta * c[j] : 0.0f;
             if (pb->bias) v += pb->bias[j];
             if (pb->relu && v < 0.0f) v = 0.0f;
+            if (pb->relu == CF_SGEMM_RELU6 && v > 6.0f) v = 6.0f;
             c[j] = v;
         }
     }

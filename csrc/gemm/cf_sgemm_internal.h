@@ -10,7 +10,7 @@
  * (accumulated in float32, p increasing, one fused multiply-add per step where the ISA has FMA)
  * and writes the top-left m x n corner (1 <= m <= MR, 1 <= n <= NR) of
  *
- *     C = T * alpha + (beta != 0 ? beta * C : 0) + bias[j];   C = max(0, C) if relu
+ *     C = T * alpha + (beta != 0 ? beta * C : 0) + bias[j];   C = max(0, C) if relu, min(6, .) too if relu == CF_SGEMM_RELU6
  *
  * to c[i*ldc + j]. The kernel reads all MR rows of `a` and all NR columns of `b` (the caller pads
  * edge panels), except that a kernel may skip the upper half of b when n <= NR/2. `a` must have
@@ -22,13 +22,14 @@
 
 #include <stdint.h>
 #include "cnnfast/runtime.h"
+#include "cnnfast/gemm.h"
 
 /* What happens to a finished tile. */
 typedef struct {
     float alpha;          /* scale of the product */
     float beta;           /* scale of the old C; 0: C is not read */
     const float *bias;    /* bias of the tile's first column, or NULL */
-    int relu;             /* nonzero: max(0, .) last */
+    int relu;             /* 0, CF_SGEMM_RELU or CF_SGEMM_RELU6 (cnnfast/gemm.h), last */
 } cf_sgemm_epi;
 
 typedef void (*cf_sgemm_ukr_fn)(int64_t k, const float *a, int64_t rs_a, int64_t cs_a,

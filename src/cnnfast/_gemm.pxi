@@ -21,7 +21,7 @@ cdef extern from "cnnfast.h" nogil:
 
 
 def sgemm(bint trans_a, bint trans_b, float alpha, const float[:, ::1] a, const float[:, ::1] b,
-          float beta, float[:, ::1] c, const float[::1] bias, bint relu):
+          float beta, float[:, ::1] c, const float[::1] bias, int relu):
     """c := relu?(alpha * op(a) @ op(b) + beta * c + bias); shapes checked by cnnfast.ops."""
     cdef int64_t M = c.shape[0], N = c.shape[1]
     cdef int64_t K = a.shape[0] if trans_a else a.shape[1]
@@ -85,7 +85,7 @@ def pack_strided(const float[::1] data, int64_t stride_x, int64_t stride_k, int6
 
 def sgemm_ex_strided(const float[::1] a, int64_t a_sx, int64_t a_sk, const float[::1] b,
                      int64_t b_sx, int64_t b_sk, int64_t K, float alpha, float beta,
-                     float[:, ::1] c, const float[::1] bias, bint relu):
+                     float[:, ::1] c, const float[::1] bias, int relu):
     """c := relu?(alpha * P_A @ P_B^T + beta * c + bias) through cf_sgemm_ex and the built-in
     packer, P_A(i, k) = a[i*a_sx + k*a_sk], P_B(j, k) = b[j*b_sx + k*b_sk]: the always-packed path
     that convolution's custom packers use."""

@@ -30,6 +30,7 @@ ALWAYS_INLINE void store_vec(float *c, __m512 acc, __mmask16 mask, __m512 valpha
     else if (has_beta) v = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, c), vbeta, v);
     if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, bias));
     if (relu) v = _mm512_max_ps(_mm512_setzero_ps(), v);  /* max(0, NaN) = NaN */
+    if (relu == CF_SGEMM_RELU6) v = _mm512_min_ps(_mm512_set1_ps(6.0f), v);  /* NaN stays */
     _mm512_mask_storeu_ps(c, mask, v);
 }
 
@@ -57,14 +58,14 @@ ALWAYS_INLINE void store_vec(float *c, __m512 acc, __mmask16 mask, __m512 valpha
                                bias ? bias + 16 : NULL, relu);                            \
     }
 
-/* v = max(floor, (acc (+ C)) + bias) on one full vector, in the order of store_vec (so every
- * tile rounds alike); max(floor, NaN) = NaN. */
+/* v = min(ceil, max(floor, (acc (+ C)) + bias)) on one full vector, in the order of store_vec
+ * (so every tile rounds alike); max(floor, NaN) = min(ceil, NaN) = NaN. */
 #define FAST_VEC(ptr, acc, bias, acc_c)                                                  \
     {                                                                                     \
         __m512 v_ = acc;                                                                  \
         if (acc_c) v_ = _mm512_add_ps(v_, _mm512_loadu_ps(ptr));                         \
         v_ = _mm512_add_ps(v_, bias);                                                     \
-        _mm512_storeu_ps(ptr, _mm512_max_ps(floor, v_));                                 \
+        _mm512_storeu_ps(ptr, _mm512_min_ps(ceil, _mm512_max_ps(floor, v_)));                                 \
     }
 #define FAST_ROW(i, acc_c)                                                                \
     if ((i) < mrv) {                                                                      \
@@ -127,6 +128,7 @@ ALWAYS_INLINE void body(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, c
         const __m512 bias0 = ep->bias ? _mm512_loadu_ps(ep->bias) : _mm512_setzero_ps();
         const __m512 bias1 = ep->bias && nv == 2 ? _mm512_loadu_ps(ep->bias + 16) : bias0;
         const __m512 floor = ep->relu ? _mm512_setzero_ps() : _mm512_set1_ps(-__builtin_inff());
+        const __m512 ceil = _mm512_set1_ps(ep->relu == CF_SGEMM_RELU6 ? 6.0f : __builtin_inff());
         if (ep->beta == 0.0f) {
             FAST_ALL(0)
         } else {

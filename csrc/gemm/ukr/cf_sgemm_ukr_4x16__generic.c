@@ -47,6 +47,7 @@ void cf_sgemm_ukr_4x16__generic(int64_t k, const float *a, int64_t rs_a, int64_t
             if (beta != 0.0f) v += beta * ci[j];
             if (ep->bias) v += ep->bias[j];
             if (ep->relu && v < 0.0f) v = 0.0f;  /* NaN stays NaN */
+            if (ep->relu == CF_SGEMM_RELU6 && v > 6.0f) v = 6.0f;
             ci[j] = v;
         }
     }

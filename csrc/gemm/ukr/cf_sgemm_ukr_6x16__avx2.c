@@ -25,6 +25,7 @@ ALWAYS_INLINE void store_vec(float *c, __m256 acc, int64_t nleft, __m256 valpha,
         else if (has_beta) v = _mm256_fmadd_ps(_mm256_loadu_ps(c), vbeta, v);
         if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias));
         if (relu) v = _mm256_max_ps(_mm256_setzero_ps(), v);
+        if (relu == CF_SGEMM_RELU6) v = _mm256_min_ps(_mm256_set1_ps(6.0f), v);  /* NaN stays */
         _mm256_storeu_ps(c, v);
     } else {
         const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nleft),
@@ -33,6 +34,7 @@ ALWAYS_INLINE void store_vec(float *c, __m256 acc, int64_t nleft, __m256 valpha,
         else if (has_beta) v = _mm256_fmadd_ps(_mm256_maskload_ps(c, mask), vbeta, v);
         if (bias) v = _mm256_add_ps(v, _mm256_maskload_ps(bias, mask));
         if (relu) v = _mm256_max_ps(_mm256_setzero_ps(), v);
+        if (relu == CF_SGEMM_RELU6) v = _mm256_min_ps(_mm256_set1_ps(6.0f), v);  /* NaN stays */
         _mm256_maskstore_ps(c, mask, v);
     }
 }
@@ -60,14 +62,14 @@ ALWAYS_INLINE void store_vec(float *c, __m256 acc, int64_t nleft, __m256 valpha,
                                bias ? bias + 8 : NULL, relu);                             \
     }
 
-/* v = max(floor, (acc (+ C)) + bias) on one full vector, in the order of store_vec (so every
- * tile rounds alike); max(floor, NaN) = NaN. */
+/* v = min(ceil, max(floor, (acc (+ C)) + bias)) on one full vector, in the order of store_vec
+ * (so every tile rounds alike); max(floor, NaN) = min(ceil, NaN) = NaN. */
 #define FAST_VEC(ptr, acc, bias, acc_c)                                                  \
     {                                                                                     \
         __m256 v_ = acc;                                                                  \
         if (acc_c) v_ = _mm256_add_ps(v_, _mm256_loadu_ps(ptr));                         \
         v_ = _mm256_add_ps(v_, bias);                                                     \
-        _mm256_storeu_ps(ptr, _mm256_max_ps(floor, v_));                                 \
+        _mm256_storeu_ps(ptr, _mm256_min_ps(ceil, _mm256_max_ps(floor, v_)));                                 \
     }
 #define FAST_ROW(i, acc_c)                                                                \
     FAST_VEC(c + (i) * ldc, c##i##_0, bias0, acc_c)                                       \
@@ -125,6 +127,7 @@ ALWAYS_INLINE void body(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, c
         const __m256 bias0 = ep->bias ? _mm256_loadu_ps(ep->bias) : _mm256_setzero_ps();
         const __m256 bias1 = ep->bias && nv == 2 ? _mm256_loadu_ps(ep->bias + 8) : bias0;
         const __m256 floor = ep->relu ? _mm256_setzero_ps() : _mm256_set1_ps(-__builtin_inff());
+        const __m256 ceil = _mm256_set1_ps(ep->relu == CF_SGEMM_RELU6 ? 6.0f : __builtin_inff());
         if (ep->beta == 0.0f) {
             FAST_ALL(0)
         } else {

@@ -39,6 +39,7 @@ extern "C" {
 /* Activation fused into the forward epilogue. */
 #define CF_CONV_ACT_NONE 0
 #define CF_CONV_ACT_RELU 1
+#define CF_CONV_ACT_RELU6 2   /* min(max(., 0), 6); not for cf_conv2d_fwd_maxpool */
 
 /* Algorithm selection (cf_conv2d_params.algo). AUTO is what cnnfast.ops uses; the others exist
  * so tests and benchmarks can force a path. A forced algorithm that cannot run the problem

@@ -37,6 +37,10 @@
 
 #include "cnnfast/runtime.h"
 
+/* The activation applied by the GEMM epilogue (the `relu` argument), last, NaN kept. */
+#define CF_SGEMM_RELU 1    /* max(C, 0) */
+#define CF_SGEMM_RELU6 2   /* min(max(C, 0), 6): MobileNet's activation, fused like ReLU */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -60,7 +64,7 @@ cf_status cf_sgemm(
         float *       C,        // M x N output, row-major; must not overlap A, B or bias
         int64_t       ldc,      // elements between rows of C (>= N)
         const float * bias,     // N values added to every row after scaling, or NULL
-        int           relu);    // nonzero: C = max(C, 0) as the last step
+        int           relu);    // 0; CF_SGEMM_RELU: C = max(C, 0); CF_SGEMM_RELU6: min(max(C, 0), 6)
 
 /* A packer fills `dst` with a block of one GEMM operand in the micro-kernel's panel layout.
  *
@@ -112,7 +116,7 @@ cf_status cf_sgemm_ex(
         float *          C,       // M x N output, row-major
         int64_t          ldc,     // elements between rows of C (>= N)
         const float *    bias,    // N values added to every row, or NULL
-        int              relu);   // nonzero: C = max(C, 0) as the last step
+        int              relu);   // 0, CF_SGEMM_RELU or CF_SGEMM_RELU6, as cf_sgemm
 
 /* Block sizes of the current ISA path: micro-tile MR x NR and cache blocks MC, KC, NC.
  * Any pointer may be NULL. */

@@ -38,8 +38,7 @@ class ActivationMixin:
     def _set_activation(self, activation):
         self.activation = _activations.get(activation, f"{type(self).__name__}: activation")
         self._act_name = _activations.serialize(self.activation)
-        # relu6 = min(relu(z), 6): the kernel applies the ReLU, _activate the cap, in place
-        self._fused_activation = "relu" if self._act_name in ("relu", "relu6") else None
+        self._fused_activation = self._act_name if self._act_name in ("relu", "relu6") else None
         if self._act_name not in ("linear", "relu"):
             self._act_backward, self._act_needs_x = _activations.backward_of(self.activation)
 
@@ -57,7 +56,10 @@ class ActivationMixin:
             return z
         if name == "relu6":
             ctx["z"] = None
-            ctx["y"] = y = ops.capped_relu(z, 6.0, out=z if z_is_own else None)
+            if z_is_own:   # the kernel applied it
+                ctx["y"] = z
+                return z
+            ctx["y"] = y = ops.capped_relu(z, 6.0)
             return y
         y = self.activation(z)
         ctx["z"] = z if self._act_needs_x else None

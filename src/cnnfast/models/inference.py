@@ -5,7 +5,7 @@ kernels: every layer re-validates arguments the model already guarantees (its ow
 C-contiguous activations of known shapes). A plan validates each layer's arguments once, through
 the same ``cnnfast.ops`` helpers the ops use, preallocates every output, and then runs one
 ``cnnfast._kernels`` call per layer. It covers chains of the layers of the tutorial CNNs (Conv2D
-with ReLU or no activation, MaxPooling2D, Flatten, Dense with ReLU / softmax / no activation,
+with ReLU, ReLU6 or no activation, MaxPooling2D, Flatten, Dense with ReLU / ReLU6 / softmax / none,
 Dropout); any other layer, or a graph that is not a chain, keeps the general path. Weights are
 read when the plan runs, so training or ``set_weights`` between calls is seen.
 
@@ -25,7 +25,7 @@ from ..layers.reshaping import Flatten
 from ..ops import _conv, _pool
 
 _OP = "predict"
-_ACT = {"linear": 0, "relu": 1}
+_ACT = {"linear": 0, "relu": 1, "relu6": 2}   # the kernels' activation codes
 
 
 def _value(var):
@@ -43,7 +43,8 @@ def _conv_step(layer, shape, pool):
     z_shape = (shape[0], ho, wo, layer.filters)
     if shape[3] == 0 or 0 in z_shape:
         return None
-    if pool is not None and not _conv.pooled_split_is_free(z_shape, w.shape, _kernels.get_num_threads()):
+    if pool is not None and (layer._act_name == "relu6" or
+                             not _conv.pooled_split_is_free(z_shape, w.shape, _kernels.get_num_threads())):
         pool = None
     hp = _conv._params(strides, (pt, pl), dilation, 1)
     act = _ACT[layer._act_name]
@@ -80,11 +81,11 @@ def _max_pool_step(layer, shape):
 
 def _dense_step(layer, shape):
     name = layer._act_name
-    if len(shape) != 2 or name not in ("linear", "relu", "softmax") or 0 in shape or \
+    if len(shape) != 2 or name not in ("linear", "relu", "relu6", "softmax") or 0 in shape or \
             shape[1] != layer.kernel.value.shape[0]:
         return None
     z = np.empty((shape[0], layer.units), np.float32)
-    relu = name == "relu"
+    relu = _ACT.get(name, 0)
     if name != "softmax":
         def dense(x):
             _kernels.sgemm(False, False, 1.0, x, layer.kernel.value, 0.0, z, _value(layer.bias), relu)

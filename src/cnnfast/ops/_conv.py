@@ -33,7 +33,7 @@ __all__ = ["conv2d", "conv2d_max_pool2d", "conv2d_backward", "conv2d_output_shap
 # C algorithm codes (csrc/include/cnnfast/conv.h, CF_CONV_ALGO_*).
 _ALGOS = {"auto": 0, "igemm": 1, "depthwise": 2, "winograd": 3, "gemm": 4}
 _forced_algo = 0
-_ACTIVATIONS = {None: 0, "linear": 0, "relu": 1}
+_ACTIVATIONS = {None: 0, "linear": 0, "relu": 1, "relu6": 2}   # CF_CONV_ACT_*
 
 
 @contextlib.contextmanager
@@ -58,7 +58,7 @@ def force_algorithm(name: str):
 def _activation(activation, op: str) -> int:
     if activation is None:
         return 0
-    return _ACTIVATIONS[check_choice(activation, ("linear", "relu"), op, "activation")]
+    return _ACTIVATIONS[check_choice(activation, ("linear", "relu", "relu6"), op, "activation")]
 
 
 def _dim(value, op: str, name: str, allow_none: bool):
@@ -193,10 +193,12 @@ def _check_bias(bias, n: int, op: str):
 
 
 def _fill_no_input(out: np.ndarray, bias, act: int) -> np.ndarray:
-    """The result when no input channel contributes: bias (then ReLU), or zeros."""
+    """The result when no input channel contributes: bias (then ReLU / ReLU6), or zeros."""
     out[...] = 0.0 if bias is None else bias
-    if act == 1:
+    if act:
         np.maximum(out, 0.0, out=out)
+    if act == 2:
+        np.minimum(out, 6.0, out=out)
     return out
 
 
@@ -318,7 +320,8 @@ def conv2d(x, w, bias=None, strides=(1, 1), padding="valid", dilation=(1, 1), gr
         dilation: int or ``(dh, dw)``, >= 1 (Keras ``dilation_rate``).
         groups: channel groups; ``groups == C`` is a depthwise convolution (``Cout`` a multiple
             of ``C``).
-        activation: ``None``/``'linear'`` or ``'relu'``, applied in the kernel's epilogue.
+        activation: ``None``/``'linear'``, ``'relu'`` or ``'relu6'``, applied in the kernel's
+            epilogue.
         out: optional float32 C-contiguous ``(N, Ho, Wo, Cout)`` array to write into.
 
     Returns:
@@ -383,7 +386,7 @@ def conv2d_max_pool2d(x, w, bias=None, strides=(1, 1), padding="valid", dilation
                          lambda: _geometry(op, z_shape, pool_size, pool_strides, pool_padding))
     if return_argmax:
         _check_argmax_cells(op, g[6], g[7])
-    if groups != 1 or c == 0 or n * ho * wo * cout == 0:   # depthwise / degenerate: two passes
+    if groups != 1 or c == 0 or n * ho * wo * cout == 0 or act == 2:   # two passes
         z = conv2d(x, w, bias, strides, padding, dilation, groups, activation)
         return max_pool2d(z, pool_size, pool_strides, pool_padding, return_argmax)
     out_shape = (g[0], g[4], g[5], g[3])
@@ -537,7 +540,7 @@ def conv2d_transpose(x, w, bias=None, strides=(1, 1), padding="valid", output_pa
         strides, dilation: int or pair, >= 1.
         padding: ``'valid'`` or ``'same'``.
         output_padding: ``None`` (Keras's default size) or int/pair, each smaller than the stride.
-        activation: ``None``/``'linear'`` or ``'relu'``.
+        activation: ``None``/``'linear'``, ``'relu'`` or ``'relu6'``.
 
     Returns:
         ``(N, Ht, Wt, filters)`` float32, sizes as :func:`conv2d_transpose_output_shape`.

@@ -19,7 +19,8 @@ from .. import _kernels
 __all__ = ["matmul"]
 
 _OP = "matmul"
-_ACTIVATIONS = ("linear", "relu")
+_ACTIVATIONS = ("linear", "relu", "relu6")
+_ACTIVATION_CODES = {"linear": 0, "relu": 1, "relu6": 2}   # CF_SGEMM_RELU, CF_SGEMM_RELU6
 
 
 def _as_flag(value, name: str) -> bool:
@@ -51,7 +52,7 @@ def matmul(a, b, *, trans_a=False, trans_b=False, bias=None, activation=None, ou
         trans_a: use ``a.T`` instead of ``a`` (read in place, no copy).
         trans_b: use ``b.T`` instead of ``b``.
         bias: optional ``(N,)`` vector added to every row.
-        activation: ``None`` or ``"linear"`` (identity), or ``"relu"``, applied last.
+        activation: ``None`` or ``"linear"`` (identity), ``"relu"`` or ``"relu6"``, applied last.
         out: optional float32, C-contiguous, writeable ``(M, N)`` array that receives the result;
             it must not overlap ``a``, ``b`` or ``bias``.
         accumulate: add the product (and bias) into ``out`` instead of overwriting it:
@@ -98,5 +99,5 @@ def matmul(a, b, *, trans_a=False, trans_b=False, bias=None, activation=None, ou
         out = _checks.check_out(out, (M, N), _OP, inputs=(a, b, bias))
     if out.size == 0:
         return out
-    _kernels.sgemm(trans_a, trans_b, 1.0, a, b, 1.0 if accumulate else 0.0, out, bias, act == "relu")
+    _kernels.sgemm(trans_a, trans_b, 1.0, a, b, 1.0 if accumulate else 0.0, out, bias, _ACTIVATION_CODES[act])
     return out
