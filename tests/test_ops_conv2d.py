@@ -333,6 +333,38 @@ def test_relu6_transposed_and_pooled_convolutions(rng):
         ops.conv2d(xc, wc, activation="relu7")
 
 
+# (N, H, W, C, k, Cout, strides, dilation, padding) for the patch-matrix path: borders, strides,
+# dilation, explicit padding, a 1x1 image, and 40x40x64 3x3 patches (3.7 MB per image) over five
+# images, which the 8 MB patch budget splits into chunks of two.
+IM2COL_CASES = [
+    (1, 7, 7, 37, 3, 45, 1, 1, "same"), (2, 9, 8, 5, 3, 7, 2, 1, "valid"), (1, 6, 7, 3, 5, 4, 1, 2, "same"),
+    (1, 1, 1, 8, 3, 8, 1, 1, "same"), (2, 5, 6, 4, 3, 3, 2, 1, ((0, 2), (1, 1))), (5, 40, 40, 64, 3, 9, 1, 1, "same"),
+]
+
+
+@pytest.mark.parametrize("case", IM2COL_CASES, ids=lambda c: "-".join(map(str, c)).replace(" ", ""))
+@pytest.mark.parametrize("activation", [None, "relu", "relu6"])
+def test_im2col_matches_reference(case, activation, isa, rng):
+    n, h, w, c, k, cout, s, d, padding = case
+    x, wt, b = rand(rng, n, h, w, c) * 2, rand(rng, k, k, c, cout), rand(rng, cout)
+    pads = ref.pads_for(padding, x.shape, wt.shape, (s, s), (d, d))
+    want = ref.conv2d(x, wt, b, (s, s), pads, (d, d))
+    want = want if activation is None else np.maximum(want, 0) if activation == "relu" else np.clip(want, 0, 6)
+    with _conv.force_algorithm("im2col"):
+        y = ops.conv2d(x, wt, b, strides=s, dilation=d, padding=padding, activation=activation)
+    close(y, want)
+
+
+def test_im2col_is_chosen_for_heavy_weights_and_rejects_groups(rng):
+    """3x3x256x320 weights (2.9 MB) on a 5x5 map go through the patch matrix, 28x28x16 do not;
+    both agree with the reference."""
+    for c, cout, hw in ((256, 320, 5), (16, 16, 28)):
+        x, wt = rand(rng, 1, hw, hw, c), rand(rng, 3, 3, c, cout)
+        close(ops.conv2d(x, wt, padding="same"), ref.conv2d(x, wt, None, (1, 1), ((1, 1), (1, 1))))
+    with _conv.force_algorithm("im2col"), pytest.raises(ValueError, match="conv2d"):
+        ops.conv2d(rand(rng, 1, 5, 5, 4), rand(rng, 3, 3, 2, 4), groups=2)
+
+
 def test_forced_depthwise_rejects_grouped_problem(rng):
     with _conv.force_algorithm("depthwise"), pytest.raises(ValueError, match="conv2d"):
         ops.conv2d(rand(rng, 1, 5, 5, 4), rand(rng, 3, 3, 2, 4), groups=2)

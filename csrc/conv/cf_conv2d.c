@@ -32,6 +32,12 @@
  *     F(3x3, 2x2) with the sum over tiles taken in the transform domain (per-thread P, reduced in
  *     thread order, then dW = G^T P G once).
  *   DEPTHWISE (c == groups, multiplier < VLEN): direct loops vectorised over channels.
+ *   IM2COL (forward, groups 1, weights over CF_IM2COL_MIN_WEIGHT_BYTES): the implicit GEMM reads
+ *     all the weights once per output row, which is right while they stay in L2 and wrong for the
+ *     deep layers of ResNets at small batches (3x3x512x512 = 9.4 MB on a 7x7 map: 7 passes over
+ *     9.4 MB per image, 5.9 ms for 231 MFLOP). Here the patches of a chunk of images (at most
+ *     CF_IM2COL_BUDGET_BYTES) are copied into a matrix and one sgemm against the HWIO weights,
+ *     seen as (kh*kw*c, cout), reads them once per chunk.
  *   GEMM (1x1, stride 1, no padding, groups 1): the NHWC input is already the (n*h*w, c) matrix
  *     and the HWIO weights the (c, cout) one, so forward is cf_sgemm with the bias and ReLU in its
  *     epilogue, and backward-data is dy @ W^T: no weight repacking per call, the GEMM's blocking
@@ -51,6 +57,8 @@
                                         20-200 us on a VM (CIFAR batch-1 latency: 383 us on two
                                         threads, 126 us on one) */
 #define CF_CONV_BWF_PIXELS 256       /* target output pixels per backward-filter work item */
+#define CF_IM2COL_MIN_WEIGHT_BYTES (1 << 20)  /* weights past L2's share: patches + one GEMM */
+#define CF_IM2COL_BUDGET_BYTES (8 << 20)      /* patch matrix per chunk of images */
 #define CF_WINO_MIN_CHANNELS 16      /* auto-select Winograd when cin and cout are at least this */
 #define CF_WINO_FWD_TILES 48         /* target 2x2 tiles per Winograd forward work item */
 #define CF_WINO_BWF_TILES 64         /* target 2x2 tiles per Winograd backward-filter work item */
@@ -86,9 +94,10 @@ static int params_ok(const cf_conv2d_params *p) {
         p->dilation_w < 1 || p->groups < 1 || p->pad_top < 0 || p->pad_left < 0)
         return 0;
     if (p->c % p->groups != 0 || p->cout % p->groups != 0) return 0;
-    if (p->algo < CF_CONV_ALGO_AUTO || p->algo > CF_CONV_ALGO_GEMM) return 0;
+    if (p->algo < CF_CONV_ALGO_AUTO || p->algo > CF_CONV_ALGO_IM2COL) return 0;
     if (p->algo == CF_CONV_ALGO_DEPTHWISE && p->c != p->groups) return 0;
     if (p->algo == CF_CONV_ALGO_GEMM && !pointwise_shape(p)) return 0;
+    if (p->algo == CF_CONV_ALGO_IM2COL && p->groups != 1) return 0;
     if (p->algo == CF_CONV_ALGO_WINOGRAD && !winograd_applies(p)) return 0;
     return 1;
 }
@@ -129,6 +138,12 @@ static int use_depthwise(const cf_conv2d_params *p, const cf_conv_kernels *K) {
 static int use_pointwise_gemm(const cf_conv2d_params *p) {
     if (p->algo == CF_CONV_ALGO_GEMM) return 1;
     return p->algo == CF_CONV_ALGO_AUTO && pointwise_shape(p);
+}
+
+static int use_im2col(const cf_conv2d_params *p) {
+    if (p->algo == CF_CONV_ALGO_IM2COL) return 1;
+    const double wbytes = 4.0 * (double)p->kh * (double)p->kw * (double)p->c * (double)p->cout;
+    return p->algo == CF_CONV_ALGO_AUTO && p->groups == 1 && wbytes >= CF_IM2COL_MIN_WEIGHT_BYTES;
 }
 
 /* Vectors per register tile for `nout` output channels. */
@@ -481,6 +496,53 @@ static cf_status wino_bwd_filter(const cf_conv_kernels *K, const cf_conv2d_param
 
 /* ------------------------------------------------------------------------------------------ */
 
+/* Patches of images n0 .. n0+nimg-1 as rows of `a` ((nimg*ho*wo) x (kh*kw*c), [i][j][ci] order,
+ * as the HWIO weights' rows), zeros where a tap falls in the padding. Output rows split over
+ * the threads. */
+static void im2col_rows(const cf_conv2d_params *p, const float *x, int64_t n0, int64_t nimg, float *a) {
+    const int64_t C = p->c, kcols = p->kh * p->kw * C, rows = nimg * p->ho;
+    const int nt = threads_for_work(rows, 2.0 * (double)rows * (double)p->wo * (double)kcols * 8.0);
+#ifdef CNNFAST_HAVE_OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+    {
+        const cf_range rg = cf_split(rows, cf_thread_id(), cf_thread_count());
+        for (int64_t r = rg.begin; r < rg.end; r++) {
+            const int64_t n = n0 + r / p->ho, oh = r % p->ho;
+            for (int64_t ow = 0; ow < p->wo; ow++) {
+                float *dst = a + (r * p->wo + ow) * kcols;
+                for (int64_t i = 0; i < p->kh; i++) {
+                    const int64_t ih = oh * p->stride_h - p->pad_top + i * p->dilation_h;
+                    for (int64_t j = 0; j < p->kw; j++, dst += C) {
+                        const int64_t iw = ow * p->stride_w - p->pad_left + j * p->dilation_w;
+                        if (ih < 0 || ih >= p->h || iw < 0 || iw >= p->w)
+                            memset(dst, 0, (size_t)C * sizeof(float));
+                        else
+                            memcpy(dst, x + ((n * p->h + ih) * p->w + iw) * C, (size_t)C * sizeof(float));
+                    }
+                }
+            }
+        }
+    }
+}
+
+static cf_status im2col_fwd(const cf_conv2d_params *p, const float *x, const float *w,
+                            const float *bias, int relu, float *y) {
+    const int64_t kcols = p->kh * p->kw * p->c, pix = p->ho * p->wo;
+    const int64_t image_bytes = pix * kcols * (int64_t)sizeof(float);
+    const int64_t chunk = CF_MAX(1, CF_MIN(p->n, CF_IM2COL_BUDGET_BYTES / CF_MAX(image_bytes, 1)));
+    float *a = (float *)cf_workspace(2, (size_t)(chunk * image_bytes));
+    if (a == NULL) return CF_ERR_NOMEM;
+    for (int64_t n0 = 0; n0 < p->n; n0 += chunk) {
+        const int64_t nimg = CF_MIN(chunk, p->n - n0);
+        im2col_rows(p, x, n0, nimg, a);
+        const cf_status st = cf_sgemm(0, 0, nimg * pix, p->cout, kcols, 1.0f, a, kcols, w, p->cout,
+                                      0.0f, y + n0 * pix * p->cout, p->cout, bias, relu);
+        if (st != CF_OK) return st;
+    }
+    return CF_OK;
+}
+
 static cf_status depthwise_fwd(const cf_conv_kernels *K, const cf_conv2d_params *p, const float *x,
                                const float *w, const float *bias, int relu, float *y) {
     const int64_t rows = p->n * p->ho;
@@ -600,6 +662,7 @@ cf_status cf_conv2d_fwd(const cf_conv2d_params *p, const float *x, const float *
     if (use_winograd(p, WINO_FWD))
         return wino_forward(K, p->n, x, p->h, p->w, p->c, y, p->ho, p->wo, p->cout, p->pad_top,
                             p->pad_left, w, p->c, p->cout, 0, bias, relu, conv_flops(p));
+    if (use_im2col(p)) return im2col_fwd(p, x, w, bias, relu, y);
     const cf_conv_gather *probs = igemm_fwd_setup(K, p, x, w, bias, relu, y, p->ho * p->wo * p->cout);
     if (probs == NULL) return CF_ERR_NOMEM;
     return run_gather(K, probs, p->groups, p->n, conv_flops(p));

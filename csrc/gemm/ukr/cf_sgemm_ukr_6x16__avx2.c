@@ -78,6 +78,15 @@ ALWAYS_INLINE void store_vec(float *c, __m256 acc, int64_t nleft, __m256 valpha,
     FAST_ROW(0, acc_c) FAST_ROW(1, acc_c) FAST_ROW(2, acc_c)                              \
     FAST_ROW(3, acc_c) FAST_ROW(4, acc_c) FAST_ROW(5, acc_c)
 
+/* B read in place (rows rs_b apart, a layer's weights): a strided stream the hardware prefetcher
+ * follows late when the weights are not in cache; fetch PF_B rows ahead (as the AVX-512 kernel). */
+#define PF_B 24
+#define PREFETCH_B_ROW(bp)                                                                    \
+    {                                                                                         \
+        _mm_prefetch((const char *)((bp) + PF_B * rs_b), _MM_HINT_T0);                        \
+        if (nv == 2) _mm_prefetch((const char *)((bp) + PF_B * rs_b + 15), _MM_HINT_T0);      \
+    }
+
 ALWAYS_INLINE void body(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *b,
                         int64_t rs_b, float *c, int64_t ldc, int64_t m, int64_t n,
                         const cf_sgemm_epi *ep, const int nv, const int unit_rs) {
@@ -93,11 +102,12 @@ ALWAYS_INLINE void body(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, c
     if (unit_rs) {
         /* A panel k-major: a packed panel (cs_a == MR) is L1-resident; A^T read in place brings
          * one new line per k step, fetched ahead (the test is hoisted out of the loop). */
-        const int pf_a = cs_a != MR;
+        const int pf_a = cs_a != MR, pf_b = rs_b != 16;  /* packed B panels: rs_b == NR == 16 */
 #pragma GCC unroll 4
         for (int64_t p = 0; p < k; ++p) {
             if (pf_a) _mm_prefetch((const char *)(ap + PF_K * cs_a), _MM_HINT_T0);
             if (pf_a) _mm_prefetch((const char *)(ap + PF_K * cs_a + MR - 1), _MM_HINT_T0);
+            if (pf_b) PREFETCH_B_ROW(bp);
             K_STEP()
             ap += cs_a;
             bp += rs_b;
@@ -114,6 +124,7 @@ ALWAYS_INLINE void body(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, c
             const int64_t pend = k - p0 < 16 ? k - p0 : 16;
 #pragma GCC unroll 4
             for (int64_t p = 0; p < pend; ++p) {
+                if (rs_b != 16) PREFETCH_B_ROW(bp);
                 K_STEP()
                 ap += 1;
                 bp += rs_b;

@@ -51,6 +51,9 @@ extern "C" {
 #define CF_CONV_ALGO_GEMM 4       /* pointwise: 1x1, stride 1, no padding, groups 1; forward and
                                      backward-data are one sgemm on the NHWC tensor seen as a
                                      (n*h*w, c) matrix (backward-filter runs IGEMM) */
+#define CF_CONV_ALGO_IM2COL 5     /* forward only, groups 1: the patches of a few images copied into
+                                     a (pixels, kh*kw*c) matrix, then one sgemm against the HWIO
+                                     weights (the other directions run IGEMM) */
 
 typedef struct cf_conv2d_params {
     int64_t n;                        /* images in the batch (>= 0) */

@@ -31,7 +31,7 @@ __all__ = ["conv2d", "conv2d_max_pool2d", "conv2d_backward", "conv2d_output_shap
            "convolve2d"]
 
 # C algorithm codes (csrc/include/cnnfast/conv.h, CF_CONV_ALGO_*).
-_ALGOS = {"auto": 0, "igemm": 1, "depthwise": 2, "winograd": 3, "gemm": 4}
+_ALGOS = {"auto": 0, "igemm": 1, "depthwise": 2, "winograd": 3, "gemm": 4, "im2col": 5}
 _forced_algo = 0
 _ACTIVATIONS = {None: 0, "linear": 0, "relu": 1, "relu6": 2}   # CF_CONV_ACT_*
 
