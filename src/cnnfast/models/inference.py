@@ -6,8 +6,9 @@ C-contiguous activations of known shapes). A plan validates each layer's argumen
 the same ``cnnfast.ops`` helpers the ops use, preallocates every output, and then runs one
 ``cnnfast._kernels`` call per layer. It covers chains of the layers of the tutorial CNNs (Conv2D
 with ReLU, ReLU6 or no activation, MaxPooling2D, Flatten, Dense with ReLU / ReLU6 / softmax / none,
-Dropout); any other layer, or a graph that is not a chain, keeps the general path. Weights are
-read when the plan runs, so training or ``set_weights`` between calls is seen.
+Dropout, Reshape, and the Permute that starts a model imported from an NCHW ONNX graph); any
+other layer, or a graph that is not a chain, keeps the general path. Weights are read when the
+plan runs, so training or ``set_weights`` between calls is seen.
 
 A plan's output is its own buffer, overwritten by the next call: callers copy it.
 """
@@ -21,7 +22,7 @@ from .. import _kernels
 from ..layers.conv import Conv2D
 from ..layers.core import Dense, Dropout
 from ..layers.pooling import MaxPooling2D
-from ..layers.reshaping import Flatten
+from ..layers.reshaping import Flatten, Permute, Reshape
 from ..ops import _conv, _pool
 
 _OP = "predict"
@@ -101,6 +102,18 @@ def _dense_step(layer, shape):
     return dense_softmax, y.shape
 
 
+def _permute_step(layer, shape):
+    """An imported NCHW model's one layout change, into a preallocated buffer."""
+    if len(shape) != len(layer._perm):
+        return None
+    y = np.empty(tuple(shape[i] for i in layer._perm), np.float32)
+
+    def permute(x):
+        np.copyto(y, x.transpose(layer._perm))
+        return y
+    return permute, y.shape
+
+
 def _identity(x):
     return x
 
@@ -148,6 +161,11 @@ def _compile(plan, shape, output_slot):
             step = _dense_step(layer, shape)
         elif type(layer) is Dropout:
             step = _identity, shape
+        elif type(layer) is Permute:
+            step = _permute_step(layer, shape)
+        elif type(layer) is Reshape:   # a view of the contiguous activation
+            new_shape = (shape[0],) + tuple(layer.compute_output_shape((None,) + shape[1:])[1:])
+            step = (lambda x, s=new_shape: x.reshape(s)), new_shape
         else:
             return None
         if step is None:

@@ -499,7 +499,9 @@ class _Builder:
 
     # -- convolutions and dense ------------------------------------------------------------------
     def fused_activation(self, node, kinds=("Relu", "Clip")):
-        """'relu'/'relu6' when the node's only reader is such an activation (absorbed here)."""
+        """'relu'/'relu6'/'softmax' when the node's only reader is such an activation (absorbed
+        here): a fused activation runs in the kernel's epilogue, and a Dense ending in softmax
+        keeps a model on the inference plan's path."""
         j = self.sole_consumer(node.output[0], kinds)
         if j is None:
             return None
@@ -511,6 +513,9 @@ class _Builder:
             lo, hi = self.clip_bounds(nxt)
             if lo == 0.0 and hi == 6.0:
                 act = "relu6"
+        elif nxt.op_type == "Softmax":   # only offered for rank-2 results: axis 1 is the last
+            if _attrs(self.onnx, nxt).get("axis", -1 if self.opset >= 13 else 1) in (1, -1):
+                act = "softmax"
         if act is not None:
             self.absorbed.add(j)
             self.absorbed_out = nxt.output[0]
@@ -638,7 +643,8 @@ class _Builder:
             x = self.layer(self.L.Flatten, node, x, "_flatten")
         else:
             x = self.view(v, _identity(v.rank), node)
-        act = self.fused_activation(node, ("Relu",)) if extra_absorb is None else None
+        kinds = ("Relu", "Softmax") if v.rank == 2 else ("Relu",)
+        act = self.fused_activation(node, kinds) if extra_absorb is None else None
         y = self.layer(self.L.Dense, node, x, units=kernel.shape[1], use_bias=bias is not None,
                        activation=act, weights=[kernel] + ([bias] if bias is not None else []))
         return self.finish(node, y, _identity(v.rank), v.shape[:-1] + (kernel.shape[1],), act)
