@@ -288,3 +288,18 @@ def test_load_refuses_custom_objects(saved):
     with pytest.raises(ValueError, match="custom_objects are not supported"):
         models.load_model(path, custom_objects={"Lambda": object})
     assert isinstance(saving.load_model(path, compile=False), models.Sequential)
+
+
+def test_load_model_in_a_process_that_imported_only_cnnfast_saving(tmp_path):
+    """``cnnfast.saving.load_model`` (the Keras 3 spelling) must not rely on someone having
+    imported ``cnnfast.models`` first: the model classes it rebuilds come with ``cnnfast.saving``."""
+    import subprocess
+    import sys
+    path = tmp_path / "m.keras"
+    residual().save(path)
+    code = ("import sys, cnnfast\n"
+            "model = cnnfast.saving.load_model(sys.argv[1])\n"
+            "print(type(model).__name__, type(model.layers[-2]).__name__, model.compiled)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["Model", "Sequential", "True"]

@@ -1,5 +1,6 @@
 """cnnfast.callbacks — Keras callbacks: History, EarlyStopping, ModelCheckpoint, ..."""
-from .callback import Callback, CallbackList
+from .callback import Callback
+from .callback_list import CallbackList
 from .early_stopping import EarlyStopping
 from .history import History
 from .misc import CSVLogger, LambdaCallback, LearningRateScheduler, ReduceLROnPlateau, TerminateOnNaN

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..layers.base import InputLayer, KerasTensor, Layer, record_for_backward, to_snake_case, unique_name
+from .serialization import functional_config, functional_from_config, register_model_class
 from .training import Trainer, check_compatible
 
 __all__ = ["Model", "Functional"]
@@ -347,12 +348,10 @@ class Model(Trainer, Layer):
 
     # -- config ---------------------------------------------------------------------------------------
     def get_config(self):
-        from ..saving.serialization import functional_config
         return functional_config(self)
 
     @classmethod
     def from_config(cls, config):
-        from ..saving.serialization import functional_from_config
         return functional_from_config(config)
 
     def __repr__(self):
@@ -360,3 +359,4 @@ class Model(Trainer, Layer):
 
 
 Functional = Model
+register_model_class(Model, "Functional", aliases=("Model",))

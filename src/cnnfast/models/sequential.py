@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..layers.base import InputLayer, KerasTensor, Layer, standardize_shape, unique_name
 from .functional import Model
+from .serialization import register_model_class, sequential_config, sequential_from_config
 
 __all__ = ["Sequential"]
 
@@ -127,10 +128,11 @@ class Sequential(Model):
 
     # -- config -----------------------------------------------------------------------------------
     def get_config(self):
-        from ..saving.serialization import sequential_config
         return sequential_config(self)
 
     @classmethod
     def from_config(cls, config):
-        from ..saving.serialization import sequential_from_config
         return sequential_from_config(config)
+
+
+register_model_class(Sequential, "Sequential")

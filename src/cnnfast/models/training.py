@@ -34,6 +34,7 @@ from ..layers.base import format_shape as _fmt
 from ..ops import _conv as _conv_ops
 from ..ops._checks import as_float
 from . import inference as _inference
+from . import persistence as _persistence
 
 __all__ = ["Trainer", "check_compatible"]
 
@@ -716,15 +717,12 @@ class Trainer:
 
     def save(self, filepath, overwrite=True, **kwargs):
         """Save architecture, weights, compile settings and optimizer state to a ``.keras`` zip."""
-        from ..saving import save_model
-        save_model(self, filepath, overwrite=overwrite, **kwargs)
+        _persistence.save_model(self, filepath, overwrite=overwrite, **kwargs)
 
     def save_weights(self, filepath, overwrite=True):
         """Save the weights to a ``.weights.npz`` file."""
-        from ..saving import save_weights
-        save_weights(self, filepath, overwrite=overwrite)
+        _persistence.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath, skip_mismatch=False):
         """Load weights saved by ``save_weights`` (or the weights inside a ``.keras`` file)."""
-        from ..saving import load_weights
-        load_weights(self, filepath, skip_mismatch=skip_mismatch)
+        _persistence.load_weights(self, filepath, skip_mismatch=skip_mismatch)

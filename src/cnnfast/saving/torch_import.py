@@ -23,6 +23,8 @@ import os
 
 import numpy as np
 
+from ..models.archive import read_npz
+
 __all__ = ["load_torch_state_dict"]
 
 
@@ -37,7 +39,6 @@ def _to_numpy(value, key):
 
 def _read_state(state_dict):
     if isinstance(state_dict, (str, os.PathLike)):
-        from .archive import read_npz
         path = os.fspath(state_dict)
         with open(path, "rb") as f:
             data = f.read(os.path.getsize(path) + 1)
