@@ -1,9 +1,11 @@
 """cnnfast.distributed: sharding, the optimizer wrapper, data-parallel fit/evaluate on 1 and 2-3 ranks.
 
-In-process tests use the one-process group (no MPI). The multi-process tests start
-tests/mpi_scripts/train_worker.py under ``mpirun`` (skipped when mpirun or mpi4py is missing) and
-compare what every rank ends with against single-process training on the same global batches,
-computed here: the weights after N steps, the History, the evaluation results.
+In-process tests use the one-process group (no MPI), or ranks run as threads of the test process
+(``_ThreadGroup``: real collectives, no MPI) to check the reductions across ranks. The
+multi-process tests start tests/mpi_scripts/train_worker.py under ``mpirun`` (skipped when mpirun
+or mpi4py is missing) and compare what every rank ends with against single-process training on
+the same global batches, computed here: the weights after N steps, the History, the evaluation
+results.
 """
 from __future__ import annotations
 
@@ -256,6 +258,180 @@ def test_evaluate_on_one_process_is_model_evaluate(solo):
     with pytest.raises(ValueError, match="no samples"):
         dist.evaluate(model, x[:0], y[:0])
 
+
+
+# -- metrics whose state is not a (total, count) pair ---------------------------------------------
+def _iou_metrics():
+    """One of each confusion-matrix metric that fits make_model's 4-class softmax and integer labels,
+    and a (total, count) one."""
+    from cnnfast import metrics
+    return (metrics.MeanIoU(4, sparse_y_pred=False), metrics.IoU(4, [0, 2], sparse_y_pred=False),
+            metrics.MeanIoU(4, sparse_y_pred=False, ignore_class=3, name="mean_iou_without_3"), "accuracy")
+
+
+def test_fit_and_evaluate_with_iou_metrics_on_one_process(solo):
+    spec = dict(n=45, batch_size=8, epochs=2, seed=3, validation_split=0.2)
+    ref, ref_hist = _reference_fit(spec, make_model(1000, metrics=_iou_metrics()[:2] + ("accuracy",)))
+    x, y = make_data(45)
+    model = make_model(1000, metrics=_iou_metrics()[:2] + ("accuracy",))
+    hist = dist.fit(model, x, y, batch_size=8, epochs=2, seed=3, validation_split=0.2, verbose=0)
+    assert {"mean_io_u", "io_u", "val_mean_io_u", "val_io_u"} <= set(hist.history)
+    assert hist.history == ref_hist
+    assert dist.evaluate(model, x, y, batch_size=8, verbose=0, return_dict=True) == \
+        model.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
+
+
+class _ThreadGroup(dist.Communicator):
+    """One rank of a group whose ranks are threads of this process: the collectives meet at a
+    barrier and every rank reduces the same values in rank order, so the ranks stay bitwise equal."""
+
+    backend = "threads"
+
+    def __init__(self, rank, shared):
+        self.rank, self.size, self._shared = rank, shared["size"], shared
+
+    def _exchange(self, value):
+        shared = self._shared
+        shared["slots"][self.rank] = value
+        shared["barrier"].wait()
+        everyone = list(shared["slots"])
+        shared["barrier"].wait()  # nobody overwrites a slot before every rank has read them all
+        return everyone
+
+    def allreduce_sum_(self, buf, category="other"):
+        parts = self._exchange(buf.copy())
+        total = parts[0].copy()
+        for part in parts[1:]:
+            total += part
+        buf[...] = total
+
+    def bcast_(self, buf, root=0):
+        buf[...] = self._exchange(buf.copy())[root]
+
+    def allgather_obj(self, obj):
+        return self._exchange(obj)
+
+    def bcast_obj(self, obj, root=0):
+        return self._exchange(obj)[root]
+
+    def barrier(self):
+        self._shared["barrier"].wait()
+
+    def abort(self, code=1):
+        self._shared["barrier"].abort()  # the other ranks fail instead of waiting
+        raise RuntimeError(f"rank {self.rank} aborted")
+
+
+def _run_on_thread_ranks(monkeypatch, size, work):
+    """``work(rank)`` on ``size`` threads, each seeing its own rank as cnnfast.distributed's group;
+    returns the results in rank order (re-raising the first rank's error)."""
+    import threading
+    shared = {"size": size, "slots": [None] * size, "barrier": threading.Barrier(size, timeout=120)}
+    groups = threading.local()
+    monkeypatch.setattr(_comm, "communicator", lambda: groups.group)
+    results, errors = [None] * size, [None] * size
+
+    def run(rank):
+        groups.group = _ThreadGroup(rank, shared)
+        try:
+            results[rank] = work(rank)
+        except BaseException as exc:  # noqa: BLE001 (reported below, on the test's thread)
+            errors[rank] = exc
+            shared["barrier"].abort()
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in range(size)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for exc in errors:
+        if exc is not None and not isinstance(exc, threading.BrokenBarrierError):
+            raise exc
+    for exc in errors:
+        if exc is not None:
+            raise exc
+    return results
+
+
+def test_three_thread_ranks_with_iou_metrics_train_as_one_process(solo, monkeypatch):
+    # 101 samples in global batches of 20 over 3 ranks: uneven parts, and the last 1-sample batch
+    # pads ranks 1 and 2; 2 validation samples leave rank 2 without any (its state counts as zero)
+    spec = dict(n=101, batch_size=20, epochs=2, seed=8, validation_n=2)
+    ref, ref_hist = _reference_fit(spec, make_model(1000, metrics=_iou_metrics()))
+    x, y = make_data(spec["n"])
+    xv, yv = make_data(spec["validation_n"], seed=99)
+    models = [make_model(1000 + r, metrics=_iou_metrics()) for r in range(3)]  # built before the threads
+
+    def train(rank):
+        model = models[rank]
+        history = dist.fit(model, x, y, batch_size=20, epochs=2, seed=8, validation_data=(xv, yv), verbose=0)
+        return history.history, model.get_weights(), dist.evaluate(model, x, y, batch_size=16, verbose=0,
+                                                                   return_dict=True)
+
+    runs = _run_on_thread_ranks(monkeypatch, 3, train)
+    history, weights, evaluated = runs[0]
+    assert {"mean_io_u", "io_u", "mean_iou_without_3", "val_mean_io_u"} <= set(history)
+    _assert_history_close(history, ref_hist)
+    for got, want in zip(weights, ref.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    want = ref.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+    assert sorted(evaluated) == sorted(want)
+    for k in want:
+        assert math.isclose(evaluated[k], want[k], rel_tol=1e-6, abs_tol=1e-9), k
+    for other_history, other_weights, other_evaluated in runs[1:]:  # every rank holds the same model
+        assert other_history == history and other_evaluated == evaluated
+        for a, b in zip(weights, other_weights):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_summed_metric_states_give_the_metrics_over_all_ranks_samples():
+    """The reduction itself: each rank's metrics see their part of the data, the flat states are
+    summed as the all-reduce does, and the result is that of one metric that saw everything."""
+    from cnnfast import metrics
+    from cnnfast.distributed._fit import _assign_states, _global_results, _metric_states
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, (40, 5))
+    scores = rng.random((40, 5, 3))
+    one_hot = np.eye(3)[labels]
+    binary_scores = rng.random((40, 5))
+    weights = rng.random(40)
+
+    def build():
+        return [metrics.IoU(3, [0, 2], sparse_y_pred=False, dtype="float64"),
+                metrics.MeanIoU(3, sparse_y_pred=False, ignore_class=1), metrics.BinaryIoU(),
+                metrics.OneHotIoU(3, [1]), metrics.OneHotMeanIoU(3),
+                metrics.SparseCategoricalAccuracy(), metrics.RootMeanSquaredError(), metrics.Sum()]
+
+    def update(ms, sl):
+        ms[0].update_state(labels[sl], scores[sl], sample_weight=weights[sl])
+        ms[1].update_state(labels[sl], scores[sl])
+        ms[2].update_state(labels[sl] % 2, binary_scores[sl])
+        ms[3].update_state(one_hot[sl], scores[sl])
+        ms[4].update_state(one_hot[sl], scores[sl])
+        ms[5].update_state(labels[sl], scores[sl])
+        ms[6].update_state(one_hot[sl], scores[sl])
+        ms[7].update_state(weights[sl])
+
+    everything = build()
+    update(everything, slice(None))
+    ranks = [build() for _ in range(3)]
+    for ms, sl in zip(ranks, (slice(0, 17), slice(17, 40), slice(40, 40))):  # the last rank has no samples
+        if sl.start < sl.stop:
+            update(ms, sl)
+    local = [[m.result() for m in ms] for ms in ranks]
+    summed = sum(_metric_states(ms, zero=ms is ranks[2]) for ms in ranks)
+    assert summed.size == 4 * 9 + 1 * 4 + 3 * 2  # four 3x3 matrices, one 2x2, three (total, count)
+    got = _global_results(ranks[0], summed)
+    want = {m.name: m.result() for m in everything}
+    assert sorted(got) == sorted(want)
+    for name in want:
+        assert math.isclose(got[name], want[name], rel_tol=1e-12, abs_tol=1e-15), name
+    assert [[m.result() for m in ms] for ms in ranks] == local  # the ranks keep their own states
+    _assign_states(ranks[1], summed)
+    for m in ranks[1]:
+        assert math.isclose(m.result(), want[m.name], rel_tol=1e-12, abs_tol=1e-15), m.name
+    with pytest.raises(ValueError, match="metric state values"):
+        _global_results(ranks[0], summed[:-1])
 
 # -- the group ---------------------------------------------------------------------------------
 def test_self_group_collectives(solo):

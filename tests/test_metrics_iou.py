@@ -280,6 +280,25 @@ def test_reset_state():
     np.testing.assert_array_equal(m.variables[0], fresh.total_cm)
 
 
+def test_state_is_the_confusion_matrix_and_adds_up():
+    """``variables`` / ``assign_variables`` / ``stateless_result``: the protocol data-parallel
+    training uses to sum the ranks' states (see cnnfast.distributed)."""
+    first, second, both = (metrics.MeanIoU(num_classes=3) for _ in range(3))
+    first.update_state(Y_TRUE, Y_PRED)
+    second.update_state(Y_TRUE, Y_TRUE)
+    both.update_state(Y_TRUE, Y_PRED)
+    both.update_state(Y_TRUE, Y_TRUE)
+    summed = [a + b for a, b in zip(first.variables, second.variables)]
+    before = first.total_cm.copy()
+    assert first.stateless_result(summed) == both.result()
+    np.testing.assert_array_equal(first.total_cm, before)  # its own state is left alone
+    first.assign_variables(summed)
+    assert first.result() == both.result()
+    summed[0][0, 0] += 1  # the metric holds its own copy
+    assert first.result() == both.result()
+    with pytest.raises(ValueError, match=r"expected state arrays of shapes \[\(3, 3\)\]"):
+        first.assign_variables([np.zeros((2, 2))])
+
 def test_string_lookup():
     assert isinstance(metrics.get("BinaryIoU"), metrics.BinaryIoU)
     assert metrics.get("binary_io_u").name == "binary_io_u"

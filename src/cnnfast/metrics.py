@@ -4,6 +4,12 @@ Each metric keeps a weighted running sum and a total weight (float64), so an epo
 mean over all samples seen, as in Keras. Per-batch work is a few vectorised NumPy operations on the
 batch's predictions.
 
+Whatever it holds, a metric's state is a list of float64 arrays, ``variables``, that add up: the
+state after two sets of batches is the sum of the two states. ``assign_variables`` puts a state
+back and ``stateless_result(variables)`` computes the result of any state without touching the
+metric's own, so data-parallel training (``cnnfast.distributed``) sums the ranks' states and gets
+the exact global value of every metric.
+
 The segmentation metrics (:class:`IoU`, :class:`MeanIoU`, :class:`BinaryIoU`, :class:`OneHotIoU`,
 :class:`OneHotMeanIoU`) instead accumulate a ``(num_classes, num_classes)`` confusion matrix (float64,
 rows = true class, columns = predicted class) over all batches, as Keras 3 does.
@@ -78,7 +84,11 @@ def accuracy(y_true, y_pred):
 
 
 class Metric:
-    """Base class: subclasses implement ``update_state``; state is ``total`` and ``count``."""
+    """Base class: subclasses implement ``update_state``; state is ``total`` and ``count``.
+
+    A metric with another state overrides ``reset_state``, ``variables`` and ``assign_variables``
+    (its state must still add up, see the module docstring).
+    """
 
     #: True when the metric only needs argmax of the prediction (then the model may pass logits)
     _argmax_invariant = False
@@ -107,7 +117,29 @@ class Metric:
 
     @property
     def variables(self):
+        """The state as a list of float64 arrays (copies): here ``[total, count]``."""
         return [np.float64(self.total), np.float64(self.count)]
+
+    def assign_variables(self, values):
+        """Set the state from arrays shaped like ``variables`` (the inverse of ``variables``)."""
+        self._check_variables(values)
+        self.total, self.count = float(values[0]), float(values[1])
+
+    def _check_variables(self, values):
+        shapes = [np.shape(v) for v in values]
+        expected = [np.shape(v) for v in self.variables]
+        if shapes != expected:
+            raise ValueError(f"{type(self).__name__} '{self.name}': expected state arrays of shapes "
+                             f"{expected}, got {shapes}")
+
+    def stateless_result(self, metric_variables):
+        """``result()`` of the state ``metric_variables``; the metric's own state is left alone."""
+        own = self.variables
+        self.assign_variables(metric_variables)
+        try:
+            return self.result()
+        finally:
+            self.assign_variables(own)
 
     def get_config(self):
         return {"name": self.name}
@@ -343,7 +375,12 @@ class _IoUBase(Metric):
 
     @property
     def variables(self):
+        """The state: ``[total_cm]``, a copy of the confusion matrix."""
         return [self.total_cm.copy()]
+
+    def assign_variables(self, values):
+        self._check_variables(values)
+        self.total_cm = np.array(values[0], np.float64)
 
     def _warn_once(self, key, message):
         if key not in self._warned:  # once per metric object: fit calls update_state every step

@@ -14,13 +14,13 @@ How a run goes (every rank executes the same code with the same arguments):
    update, and a callback (``_Bridge``) sets each step's gradient weight, reduces the metrics and
    forwards the hooks to the user's callbacks with global logs.
 3. Before the first step, rank 0's weights and optimizer state are broadcast.
-4. After every step, one small all-reduce sums the metric states (running totals and counts of
-   every metric, as Keras's distribution strategies do) plus a stop flag: the progress bar, the
-   History and callbacks such as EarlyStopping see the exact global values, and every rank stops
-   at the same step. At the end of an epoch the non-trainable weights (BatchNormalization moving
-   statistics) are averaged, validation metrics are reduced the same way, and a checksum of the
-   weights is compared across ranks (a mismatch is repaired by a broadcast from rank 0, with a
-   warning).
+4. After every step, one small all-reduce sums the metric states (every metric's ``variables``:
+   running totals and counts, or the confusion matrix of the IoU metrics, summed as Keras's
+   distribution strategies do) plus a stop flag: the progress bar, the History and callbacks
+   such as EarlyStopping see the exact global values, and every rank stops at the same step. At
+   the end of an epoch the non-trainable weights (BatchNormalization moving statistics) are
+   averaged, validation metrics are reduced the same way, and a checksum of the weights is
+   compared across ranks (a mismatch is repaired by a broadcast from rank 0, with a warning).
 
 Only rank 0 shows the progress bar and runs ``ModelCheckpoint``, ``CSVLogger`` and callbacks
 marked with ``root_only``. An exception on any rank ends every rank (``MPI_Abort``) with that
@@ -202,26 +202,49 @@ class _rank_rng_streams:
 
 
 # -- metric states -----------------------------------------------------------------------------
+# The state of all metrics travels as one flat float64 vector: each metric's ``variables`` (whatever
+# their number and shapes) raveled one after the other, in ``model.metrics`` order. States add up,
+# so the all-reduced vector is the state of the metrics over every rank's samples.
 def _metric_states(metrics, zero=False):
-    out = np.zeros(2 * len(metrics), np.float64)
-    if not zero:
-        for i, m in enumerate(metrics):
-            out[2 * i], out[2 * i + 1] = m.total, m.count
+    """The flat state vector of ``metrics`` (all zeros with ``zero``: a rank without samples)."""
+    parts = [np.ravel(np.asarray(v, np.float64)) for m in metrics for v in m.variables]
+    if not parts:
+        return np.zeros(0, np.float64)
+    out = np.concatenate(parts)
+    if zero:
+        out[...] = 0.0
     return out
+
+
+def _split_states(metrics, states):
+    """``states`` (a flat vector from :func:`_metric_states`) cut back into each metric's variables."""
+    shapes = [[np.shape(v) for v in m.variables] for m in metrics]
+    expected = sum(int(np.prod(shape, dtype=np.int64)) for per_metric in shapes for shape in per_metric)
+    if expected != len(states):
+        raise ValueError(f"cnnfast.distributed: {len(states)} metric state values for metrics holding "
+                         f"{expected}")
+    out, at = [], 0
+    for per_metric in shapes:
+        variables = []
+        for shape in per_metric:
+            size = int(np.prod(shape, dtype=np.int64))
+            variables.append(np.asarray(states[at:at + size], np.float64).reshape(shape))
+            at += size
+        out.append(variables)
+    return out
+
+
+def _assign_states(metrics, states):
+    """Put the flat ``states`` back into the metrics."""
+    for m, variables in zip(metrics, _split_states(metrics, states)):
+        m.assign_variables(variables)
 
 
 def _global_results(metrics, states):
     """``{name: result}`` of every metric computed from the summed ``states``; the metrics keep
     their own (local) states."""
-    logs = {}
-    for i, m in enumerate(metrics):
-        local = (m.total, m.count)
-        m.total, m.count = float(states[2 * i]), float(states[2 * i + 1])
-        try:
-            logs[m.name] = m.result()
-        finally:
-            m.total, m.count = local
-    return logs
+    return {m.name: m.stateless_result(variables)
+            for m, variables in zip(metrics, _split_states(metrics, states))}
 
 
 class _Bridge(Callback):
@@ -273,14 +296,14 @@ class _Bridge(Callback):
         metrics = model.metrics
         if self._saved is not None:
             states, values = self._saved
-            for i, m in enumerate(metrics):
-                m.total, m.count = float(states[2 * i]), float(states[2 * i + 1])
+            _assign_states(metrics, states)
             for v, value in zip(model.non_trainable_weights, values):
                 v.value[...] = value
             self._saved = None
-        buf = np.empty(1 + 2 * len(metrics), np.float64)
+        states = _metric_states(metrics)
+        buf = np.empty(1 + states.size, np.float64)
         buf[0] = 1.0 if (self._stop_request or model.stop_training) else 0.0
-        buf[1:] = _metric_states(metrics)
+        buf[1:] = states
         self.group.allreduce_sum_(buf)
         self._stop_request = False
         self._global_stop = bool(buf[0] > 0)
@@ -309,10 +332,10 @@ class _Bridge(Callback):
     def on_epoch_end(self, epoch, logs=None):
         model, group = self.model, self.group
         metrics = model.metrics
-        buf = np.zeros(1 + (2 * len(metrics) if self.validate else 0), np.float64)
+        states = _metric_states(metrics, zero=self.val_padded) if self.validate else np.zeros(0)
+        buf = np.empty(1 + states.size, np.float64)
         buf[0] = 1.0 if (self._stop_request or model.stop_training) else 0.0
-        if self.validate:
-            buf[1:] = _metric_states(metrics, zero=self.val_padded)
+        buf[1:] = states
         group.allreduce_sum_(buf)
         self._stop_request = False
         epoch_logs = dict(self.train_logs)
@@ -354,8 +377,9 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
       ``cnnfast.utils.set_random_seed`` makes a run reproducible.
     * ``steps_per_epoch`` runs the first steps of each epoch's order (at most one pass).
 
-    Logs (progress bar, History, callbacks) are exact global values: the metrics' running totals
-    and counts are summed over ranks after every step. Only rank 0 prints and runs
+    Logs (progress bar, History, callbacks) are exact global values: the metrics' states
+    (``Metric.variables``: running totals and counts, confusion matrices) are summed over ranks
+    after every step. Only rank 0 prints and runs
     ``ModelCheckpoint``/``CSVLogger`` (and callbacks marked ``root_only``); every other callback
     runs on every rank with the same logs, so decisions such as early stopping agree.
     """
@@ -479,7 +503,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
 def evaluate(model, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
              callbacks=None, return_dict=False):
     """``Model.evaluate`` with the samples split across ranks: every rank gets the same exact
-    global loss and metrics (summed running totals and counts). ``batch_size`` and ``steps`` are
+    global loss and metrics (summed metric states). ``batch_size`` and ``steps`` are
     global; only rank 0 prints."""
     where = "cnnfast.distributed.evaluate"
     group = _comm.communicator()
