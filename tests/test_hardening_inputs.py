@@ -104,6 +104,8 @@ REGISTRY = {
     "capped_relu": (lambda r: dict(x=_img(r), max_value=6.0, out=None), {"x": "f", "out": "out"}),
     "capped_relu_backward": (lambda r: dict(dy=_img(r), y=_img(r), max_value=6.0, out=None),
                              {"dy": "f", "y": "f", "out": "out"}),
+    "resize_bilinear": (lambda r: dict(x=_img(r), size=(9, 7)), {"x": "f"}),
+    "resize_bilinear_backward": (lambda r: dict(dy=_img(r, (2, 9, 7, 3)), input_shape=(2, 6, 5, 3)), {"dy": "f"}),
     "leaky_relu": (lambda r: dict(x=_img(r)), {"x": "f"}),
     "leaky_relu_backward": (lambda r: dict(dy=_img(r), x=_img(r)), {"dy": "f", "x": "f"}),
     "sigmoid": (lambda r: dict(x=_img(r)), {"x": "f"}),

@@ -538,3 +538,41 @@ def test_missing_onnx_package_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setattr(importlib, "import_module", lambda name, *a: no_onnx(name))
     with pytest.raises(ImportError, match=r"pip install 'cnnfast\[onnx\]'"):
         load_model(tmp_path / "x.onnx")
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_resize_modes_round_trip_through_onnx_runtime(mode, tmp_path):
+    """torch's interpolate (nearest and bilinear, align_corners=False) imports as UpSampling2D
+    with that interpolation; cnnfast's bilinear UpSampling2D exports to what ORT computes."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+
+    class Up(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x):
+            return F.interpolate(self.conv(x), scale_factor=2, mode=mode,
+                                 **({} if mode == "nearest" else {"align_corners": False}))
+    x = np.random.default_rng(3).standard_normal((2, 3, 5, 6)).astype(np.float32)
+    model = _assert_matches_ort(_torch_export(Up(), x, tmp_path / "up.onnx"), x)
+    ups = [l for l in model.layers if isinstance(l, layers.UpSampling2D)]
+    assert len(ups) == 1 and ups[0].interpolation == mode
+    inp = cnnfast.Input((5, 6, 3))
+    mine = cnnfast.Model(inp, layers.UpSampling2D((2, 3), interpolation=mode)(layers.Conv2D(2, 3)(inp)))
+    xs = x.transpose(0, 2, 3, 1).copy()
+    cnnfast.onnx.export(mine, tmp_path / "mine.onnx")
+    np.testing.assert_allclose(_ort(tmp_path / "mine.onnx", xs)[0], mine.predict(xs, verbose=0),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_resize_align_corners_is_refused_by_name(tmp_path):
+    torch = pytest.importorskip("torch")
+
+    class Up(torch.nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
+    path = _torch_export(Up(), np.zeros((1, 2, 3, 3), np.float32), tmp_path / "ac.onnx")
+    with pytest.raises(OnnxImportError, match="align_corners"):
+        load_model(path)

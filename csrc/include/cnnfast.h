@@ -25,5 +25,6 @@
 #include "cnnfast/pool.h"
 #include "cnnfast/eltwise.h"
 #include "cnnfast/optim.h"
+#include "cnnfast/resize.h"
 
 #endif /* CNNFAST_H */

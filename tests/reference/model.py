@@ -59,6 +59,22 @@ def same_pads(n, k, s, d=1):
     return total // 2, total - total // 2
 
 
+def upsample_bilinear(x, size):
+    """Half-pixel bilinear upsampling by integer factors (Keras 3, torch align_corners=False)."""
+    x = np.asarray(x, np.float64)
+
+    def axis_matrix(n, m):
+        a = np.zeros((m, n))
+        for o in range(m):
+            s = max((o + 0.5) * n / m - 0.5, 0.0)
+            i0 = min(int(np.floor(s)), n - 1)
+            a[o, i0] += 1 - (s - i0)
+            a[o, min(i0 + 1, n - 1)] += s - i0
+        return a
+    return np.einsum("ph,qw,nhwc->npqc", axis_matrix(x.shape[1], x.shape[1] * size[0]),
+                     axis_matrix(x.shape[2], x.shape[2] * size[1]), x)
+
+
 def conv_out(n, k, s, d, padding):
     eff = d * (k - 1) + 1
     return -(-n // s) if padding == "same" else (n - eff) // s + 1
@@ -328,6 +344,8 @@ def layer_forward(layer, x, training=False):
     if kind == "Softmax":
         return softmax(x, layer.axis)
     if kind == "UpSampling2D":
+        if layer.interpolation == "bilinear":
+            return upsample_bilinear(x, layer.size)
         return upsample_nearest(x, layer.size)
     if kind == "ZeroPadding2D":
         (t, b), (l, r) = layer.padding

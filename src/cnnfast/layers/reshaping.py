@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from .. import ops
 from ..ops._checks import as_int, as_pair, check_choice
 from .base import Layer, buffer, standardize_shape
 from .conv import _check_data_format
@@ -139,7 +140,9 @@ class Permute(Layer):
 
 
 class UpSampling2D(Layer):
-    """Repeats rows ``size[0]`` and columns ``size[1]`` times (nearest-neighbour)."""
+    """Scales images by ``size``: ``interpolation="nearest"`` repeats rows ``size[0]`` and columns
+    ``size[1]`` times; ``"bilinear"`` interpolates with half-pixel centres, as Keras 3 (and
+    PyTorch's ``align_corners=False``), in a C kernel."""
 
     def __init__(self, size=(2, 2), data_format=None, interpolation="nearest", **kwargs):
         super().__init__(**kwargs)
@@ -147,7 +150,7 @@ class UpSampling2D(Layer):
         self.size = as_pair(size, op, "size", 1)
         _check_data_format(self, data_format)
         self.data_format = "channels_last"
-        self.interpolation = check_choice(interpolation, ("nearest",), op, "interpolation")
+        self.interpolation = check_choice(interpolation, ("nearest", "bilinear"), op, "interpolation")
 
     def build(self, input_shape):
         if len(input_shape) != 4:
@@ -162,6 +165,9 @@ class UpSampling2D(Layer):
     def forward(self, x, training, ctx):
         n, h, w, c = x.shape
         sh, sw = self.size
+        if self.interpolation == "bilinear":
+            ctx["x_shape"] = x.shape
+            return ops.resize_bilinear(x, (h * sh, w * sw))
         y = buffer(ctx, "y", (n, h * sh, w * sw, c))
         y.reshape(n, h, sh, w, sw, c)[...] = x[:, :, None, :, None, :]
         return y
@@ -169,6 +175,8 @@ class UpSampling2D(Layer):
     def backward(self, dy, ctx, need_dx):
         if not need_dx:
             return None
+        if self.interpolation == "bilinear":
+            return ops.resize_bilinear_backward(dy, ctx["x_shape"])
         n, hs, ws, c = dy.shape
         sh, sw = self.size
         return dy.reshape(n, hs // sh, sh, ws // sw, sw, c).sum(axis=(2, 4), dtype=np.float32)

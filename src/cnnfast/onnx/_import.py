@@ -178,10 +178,15 @@ def _static_problem(node, a):
         return f"padding mode '{_s(a['mode'])}' is not supported (only constant zeros)"
     if op in ("Resize", "Upsample"):
         mode = _s(a.get("mode", "nearest"))
-        if mode != "nearest":
-            return f"mode '{mode}' is not supported (nearest-neighbour upsampling only)"
-        # integer-factor nearest upsampling repeats pixels only with these rounding rules
         ctm = _s(a.get("coordinate_transformation_mode", "half_pixel" if op == "Resize" else "asymmetric"))
+        if mode == "linear" and op == "Resize":   # UpSampling2D(interpolation="bilinear")'s geometry
+            if ctm in ("half_pixel", "pytorch_half_pixel"):
+                return None
+            return (f"linear resizing with coordinate_transformation_mode '{ctm}' is not supported "
+                    "(half_pixel / pytorch_half_pixel, PyTorch's align_corners=False, are)")
+        if mode != "nearest":
+            return f"mode '{mode}' is not supported (nearest or, for Resize, linear)"
+        # integer-factor nearest upsampling repeats pixels only with these rounding rules
         nearest = _s(a.get("nearest_mode", "round_prefer_floor" if op == "Resize" else "floor"))
         if op == "Upsample":
             ctm, nearest = "asymmetric", "floor"
@@ -1008,14 +1013,20 @@ class _Builder:
         if head is None or (sizes is not None and head[1] != v.shape[1]) or \
                 any(f != int(f) or f < 1 for f in factors):
             self.fail(node, f"only integer upsampling of H and W is supported (factors {factors})")
+        interpolation = self.resize_interpolation(node, a)
         x = self.view(v, _NHWC, node)
         size = tuple(int(f) for f in factors)
         if size == (1, 1):
             return v
-        y = self.layer(self.L.UpSampling2D, node, x, size=size)
+        y = self.layer(self.L.UpSampling2D, node, x, size=size, interpolation=interpolation)
         return _Sym(y, _NHWC, (None, v.shape[1]) + tuple(y.shape[1:3]))
 
     op_Upsample = op_Resize
+
+    @staticmethod
+    def resize_interpolation(node, a):
+        """UpSampling2D's interpolation for a Resize / Upsample the support check let through."""
+        return "bilinear" if _s(a.get("mode", "nearest")) == "linear" else "nearest"
 
 
 # -- folding constants (exporters' shape arithmetic) -----------------------------------------------
