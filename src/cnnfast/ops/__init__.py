@@ -9,3 +9,4 @@ from ._conv import *  # noqa: F401,F403
 from ._pool import *  # noqa: F401,F403
 from ._eltwise import *  # noqa: F401,F403
 from ._optim import *  # noqa: F401,F403
+from ._resize import *  # noqa: F401,F403
