@@ -387,6 +387,9 @@ def test_cnnfast_exports_load_back(name, tmp_path):
                                atol=1e-5)
     # the NHWC graph's Transposes to NCHW and back cancel at load time
     assert not any(isinstance(l, layers.Permute) for l in again.layers)
+    if name == "cifar":   # Conv -> BatchNormalization -> Relu: one Conv2D(relu), BN folded in
+        assert not any(isinstance(l, (layers.BatchNormalization, layers.ReLU)) for l in again.layers)
+        assert all(l._act_name == "relu" for l in again.layers if isinstance(l, layers.Conv2D))
 
 
 def test_external_data_is_read_from_the_model_folder(tmp_path):

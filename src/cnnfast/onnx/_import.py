@@ -503,11 +503,12 @@ class _Builder:
         return self.reshape_to(node, v, shape[1:])
 
     # -- convolutions and dense ------------------------------------------------------------------
-    def fused_activation(self, node, kinds=("Relu", "Clip")):
+    def fused_activation(self, node, kinds=("Relu", "Clip"), output=None):
         """'relu'/'relu6'/'softmax' when the node's only reader is such an activation (absorbed
         here): a fused activation runs in the kernel's epilogue, and a Dense ending in softmax
-        keeps a model on the inference plan's path."""
-        j = self.sole_consumer(node.output[0], kinds)
+        keeps a model on the inference plan's path. ``output``: the value whose reader is looked
+        at (by default the node's own output)."""
+        j = self.sole_consumer(output or node.output[0], kinds)
         if j is None:
             return None
         nxt = self.graph.node[j]
@@ -526,11 +527,38 @@ class _Builder:
             self.absorbed_out = nxt.output[0]
         return act
 
-    def finish(self, node, y, perm, shape, act):
+    def finish(self, node, y, perm, shape, act, also=None):
+        """The node's result; also the value of an absorbed activation's output and of ``also``
+        (the output of a folded BatchNormalization)."""
         out = _Sym(y, perm, shape)
         if act is not None:
             self.values[self.absorbed_out] = out
+        if also is not None:
+            self.values[also] = out
         return out
+
+    def fold_batch_norm(self, node, w, b):
+        """(w, b, BN output) with an inference BatchNormalization that alone reads this Conv's
+        output folded into the weights (scale / sqrt(var + eps) per output channel, as ONNX
+        Runtime and torch's exporter do), or (w, b, None). The model then has no BN layer to
+        fine-tune: a BN kept in the file (a training-mode export) would stay a layer."""
+        j = self.sole_consumer(node.output[0], ("BatchNormalization",))
+        if j is None:
+            return w, b, None
+        bn = self.graph.node[j]
+        a = _attrs(self.onnx, bn)
+        if a.get("training_mode", 0) or len([o for o in bn.output if o]) != 1:
+            return w, b, None
+        params = [self.static_value(n) if n else None for n in bn.input[1:5]]
+        if len(params) != 4 or any(p is None or p.shape != (w.shape[0],) for p in params):
+            return w, b, None
+        gamma, beta, mean, var = (p.astype(np.float64) for p in params)
+        scale = gamma / np.sqrt(var + float(a.get("epsilon", 1e-5)))
+        w = (w.astype(np.float64) * scale.reshape(-1, 1, 1, 1)).astype(np.float32)
+        b0 = np.zeros(w.shape[0]) if b is None else b.astype(np.float64)
+        b = ((b0 - mean) * scale + beta).astype(np.float32)
+        self.absorbed.add(j)
+        return w, b, bn.output[0]
 
     def conv_padding(self, node, a, in_hw, kernel, strides, dilations):
         """('same' | 'valid' | None, explicit ((t, b), (l, r)))."""
@@ -559,6 +587,7 @@ class _Builder:
     def op_Conv(self, node, ins, a):
         v, w = ins[0], self.const(node, 1, "the weight W")
         b = None if len(ins) < 3 or ins[2] is None else self.const(node, 2, "the bias B")
+        w, b, bn_out = self.fold_batch_norm(node, w, b)
         if v.rank != 4:
             self.fail(node, f"only 2-D convolutions (NCHW input) are supported, got rank {v.rank}")
         m, cg, kh, kw = w.shape
@@ -572,7 +601,7 @@ class _Builder:
         x = self.view(v, _NHWC, node)
         if mode is None:   # not a Keras mode: the layer takes the pads themselves (read as zeros)
             mode = pads
-        act = self.fused_activation(node)
+        act = self.fused_activation(node, output=bn_out)
         common = dict(strides=strides, padding=mode, dilation_rate=dil, use_bias=b is not None,
                       activation=act)
         if g == 1:
@@ -588,7 +617,7 @@ class _Builder:
             kernel = w.transpose(2, 3, 1, 0)
             y = self.layer(self.L.Conv2D, node, x, filters=m, kernel_size=(kh, kw), groups=g,
                            weights=[kernel] + ([b] if b is not None else []), **common)
-        return self.finish(node, y, _NHWC, (None, m) + tuple(y.shape[1:3]), act)
+        return self.finish(node, y, _NHWC, (None, m) + tuple(y.shape[1:3]), act, also=bn_out)
 
     def op_ConvTranspose(self, node, ins, a):
         v, w = ins[0], self.const(node, 1, "the weight W")
