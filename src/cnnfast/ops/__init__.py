@@ -9,4 +9,9 @@ from ._conv import *  # noqa: F401,F403
 from ._pool import *  # noqa: F401,F403
 from ._eltwise import *  # noqa: F401,F403
 from ._optim import *  # noqa: F401,F403
+from ._numpy import *  # noqa: F401,F403  (Keras-shaped NumPy functions, keras.ops names)
+from ._core import *  # noqa: F401,F403
+from ._math import *  # noqa: F401,F403
+from ._nn import *  # noqa: F401,F403
+from . import image  # noqa: F401
 from ._resize import *  # noqa: F401,F403
