@@ -83,3 +83,12 @@ def torchvision_models():
     finally:
         torch.library.register_fake = original
     return torchvision.models
+
+
+@pytest.fixture(scope="module")
+def keras():
+    """Keras 3 on its torch backend, the behavioural oracle (skips without it)."""
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "torch":
+        pytest.skip("the oracle is Keras's torch backend (set KERAS_BACKEND=torch)")
+    return keras

@@ -20,14 +20,6 @@ pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning:keras"),
               pytest.mark.filterwarnings("ignore::UserWarning:keras")]
 
 
-@pytest.fixture(scope="module")
-def keras():
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip("the oracle is Keras's torch backend (set KERAS_BACKEND=torch)")
-    return keras
-
-
 def _leaves(value):
     if isinstance(value, (list, tuple)) or type(value).__name__ == "topk":
         return [leaf for item in value for leaf in _leaves(item)]

@@ -17,14 +17,6 @@ from cnnfast.utils import set_random_seed  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:keras")
 
 
-@pytest.fixture(scope="module")
-def keras():
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip("the oracle is Keras's torch backend (set KERAS_BACKEND=torch)")
-    return keras
-
-
 CALLS = [
     ("normal", ((2, 3),), {}),
     ("normal", ((4,),), {"mean": 1.0, "stddev": 2.0, "dtype": "float64"}),

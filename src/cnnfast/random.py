@@ -27,7 +27,7 @@ import operator
 import numpy as np
 
 from .ops import _dtypes
-from .ops._keras_args import as_array, keras_op
+from .ops._keras_args import as_array, keras_op, shape_arg
 from .utils.random import next_seed
 
 __all__ = ["SeedGenerator", "normal", "uniform", "truncated_normal", "randint", "categorical",
@@ -95,18 +95,6 @@ def _generator(seed) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(key)))
 
 
-def _shape(shape) -> tuple:
-    if isinstance(shape, (int, np.integer)) and not isinstance(shape, (bool, np.bool_)):
-        shape = (shape,)
-    try:
-        dims = tuple(operator.index(d) for d in shape)
-    except TypeError:
-        raise TypeError(f"shape must be a tuple of ints, got {shape!r}") from None
-    if any(d < 0 for d in dims):
-        raise ValueError(f"shape must not have negative dimensions, got {dims}")
-    return dims
-
-
 def _float_dtype(dtype) -> str:
     name = _dtypes.standardize_dtype(dtype)
     if not _dtypes.is_float(name):
@@ -124,7 +112,7 @@ def _positive(value, name: str) -> np.ndarray:
 @keras_op
 def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
     """Samples of a normal distribution with ``mean`` and ``stddev`` (float32 unless ``dtype``)."""
-    dims, dtype = _shape(shape), _float_dtype(dtype)
+    dims, dtype = shape_arg(shape), _float_dtype(dtype)
     if np.any(np.asarray(stddev) < 0):
         raise ValueError(f"stddev must be >= 0, got {stddev!r}")
     return _generator(seed).normal(loc=mean, scale=stddev, size=dims).astype(dtype)
@@ -134,7 +122,7 @@ def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
 def uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None):
     """Samples of the uniform distribution on ``[minval, maxval)`` (float32 unless ``dtype``;
     the upper bound stays excluded after rounding to ``dtype``)."""
-    dims, dtype = _shape(shape), _float_dtype(dtype)
+    dims, dtype = shape_arg(shape), _float_dtype(dtype)
     low, high = float(minval), float(maxval)
     if not low < high:
         raise ValueError(f"minval must be < maxval, got minval={minval}, maxval={maxval}")
@@ -146,7 +134,7 @@ def uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None):
 @keras_op
 def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
     """Normal samples restricted to ``mean +- 2 * stddev``: values outside are drawn again."""
-    dims, dtype = _shape(shape), _float_dtype(dtype)
+    dims, dtype = shape_arg(shape), _float_dtype(dtype)
     mean, stddev = float(mean), float(stddev)
     if stddev < 0:
         raise ValueError(f"stddev must be >= 0, got {stddev}")
@@ -163,7 +151,7 @@ def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
 @keras_op
 def randint(shape, minval, maxval, dtype="int32", seed=None):
     """Integers drawn uniformly from ``[minval, maxval)`` (int32 unless ``dtype``)."""
-    dims = _shape(shape)
+    dims = shape_arg(shape)
     name = _dtypes.standardize_dtype(dtype)
     if not _dtypes.is_int(name):
         raise ValueError(f"dtype must be an integer type, got {dtype!r}")
@@ -247,7 +235,7 @@ def shuffle(x, axis=0, seed=None):
 @keras_op
 def gamma(shape, alpha, dtype=None, seed=None):
     """Samples of the Gamma distribution with shape ``alpha`` (> 0) and scale 1."""
-    dims, dtype = _shape(shape), _float_dtype(dtype)
+    dims, dtype = shape_arg(shape), _float_dtype(dtype)
     return _generator(seed).standard_gamma(_positive(alpha, "alpha"), size=dims).astype(dtype)
 
 
@@ -255,7 +243,7 @@ def gamma(shape, alpha, dtype=None, seed=None):
 def beta(shape, alpha, beta, dtype=None, seed=None):
     """Samples of the Beta distribution with parameters ``alpha`` and ``beta`` (> 0, broadcast to
     ``shape``); values in [0, 1]."""
-    dims, dtype = _shape(shape), _float_dtype(dtype)
+    dims, dtype = shape_arg(shape), _float_dtype(dtype)
     return _generator(seed).beta(_positive(alpha, "alpha"), _positive(beta, "beta"), size=dims).astype(dtype)
 
 
@@ -263,7 +251,7 @@ def beta(shape, alpha, beta, dtype=None, seed=None):
 def binomial(shape, counts, probabilities, dtype=None, seed=None):
     """Numbers of successes in ``counts`` trials of probability ``probabilities`` (broadcast to
     ``shape``), as floats (float32 unless ``dtype``, as Keras)."""
-    dims = _shape(shape)
+    dims = shape_arg(shape)
     name = _dtypes.standardize_dtype(dtype)
     n = np.asarray(counts)
     p = np.asarray(probabilities, dtype=np.float64)

@@ -86,10 +86,10 @@ def _dense_step(layer, shape):
             shape[1] != layer.kernel.value.shape[0]:
         return None
     z = np.empty((shape[0], layer.units), np.float32)
-    relu = _ACT.get(name, 0)
+    act = _ACT.get(name, 0)
     if name != "softmax":
         def dense(x):
-            _kernels.sgemm(False, False, 1.0, x, layer.kernel.value, 0.0, z, _value(layer.bias), relu)
+            _kernels.sgemm(False, False, 1.0, x, layer.kernel.value, 0.0, z, _value(layer.bias), act)
             return z
         return dense, z.shape
     y = np.empty_like(z)

@@ -18,6 +18,7 @@ import os
 import numpy as np
 
 from . import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, require_onnx
+from ._names import unique
 
 __all__ = ["export_model"]
 
@@ -39,12 +40,7 @@ class _Writer:
 
     def name(self, base):
         base = "".join(ch if ch.isalnum() or ch in "_." else "_" for ch in base) or "t"
-        name, k = base, 0
-        while name in self._names:
-            k += 1
-            name = f"{base}_{k}"
-        self._names.add(name)
-        return name
+        return unique(base, self._names, first=1)
 
     def const(self, array, base, dtype=np.float32):
         arr = np.ascontiguousarray(np.asarray(array, dtype=dtype))

@@ -30,6 +30,7 @@ import re
 import numpy as np
 
 from . import MAX_OPSET, MIN_OPSET, require_onnx
+from ._names import unique
 
 __all__ = ["load_onnx_model", "OnnxImportError", "SUPPORTED_OPS"]
 
@@ -231,12 +232,7 @@ class _Builder:
         base = re.sub(r"[^A-Za-z0-9_]+", "_", base).strip("_") or "layer"
         if not base[0].isalpha():
             base = "n_" + base
-        name, k = base, 1
-        while name in self._names:
-            k += 1
-            name = f"{base}_{k}"
-        self._names.add(name)
-        return name
+        return unique(base, self._names)
 
     def layer(self, cls, node, x, suffix="", weights=None, **kwargs):
         """Calls a new cnnfast layer (named after the node) on ``x``; sets its weights."""

@@ -142,7 +142,7 @@ def shape_arg(shape, name: str = "shape") -> tuple:
     try:
         dims = tuple(operator.index(s) for s in shape)
     except TypeError:
-        raise TypeError(f"{name} must be an int or a sequence of ints, got {shape!r}") from None
+        raise TypeError(f"{name} must be a tuple of ints (or one int), got {shape!r}") from None
     if any(d < 0 for d in dims):
         raise ValueError(f"{name} must not have negative dimensions, got {dims}")
     return dims
