@@ -1,0 +1,1 @@
+"""cnnfast.applications — pretrained network architectures (Keras's and torchvision's), NHWC."""
