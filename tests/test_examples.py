@@ -46,7 +46,7 @@ def _accuracy(out: str) -> float:
 
 def test_every_example_is_tested():
     tested = {"digits_quickstart.py", "training_curves.py", "numpy_convolution.py", "numpy_pooling.py",
-              "padding_strides_pooling.py", "mnist_cnn.py", "cifar10_cnn.py",
+              "padding_strides_pooling.py", "mnist_cnn.py", "cifar10_cnn.py", "transfer_learning.py",
               "distributed_mnist.py"}  # run by tests/test_distributed.py under mpirun
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
@@ -116,6 +116,17 @@ def test_mnist_cnn_one_short_epoch(dataset, tmp_path):
                       cwd=tmp_path, data=SHARED).stdout
     assert "x_train (1500, 28, 28, 1)" in out and "Total params: 93,322" in out
     assert _accuracy(out) > 0.3  # one epoch on 1,200 images: far above the 0.1 of chance
+
+
+@pytest.mark.skipif(SHARED is None, reason="MNIST not in the shared data directory")
+def test_transfer_learning_short_run(tmp_path):
+    out = run_example("transfer_learning.py", "--pretrain-limit", "6000", "--pretrain-epochs", "1",
+                      "--epochs", "10", "--scratch-epochs", "4", cwd=tmp_path, data=SHARED).stdout
+    assert "pretraining on 6000 images of digits 0-4; 100 labelled images of 5-9" in out
+    assert "saved and reloaded: predictions equal" in out
+    m = re.search(r"Transfer accuracy: ([0-9.]+)  Scratch accuracy: ([0-9.]+)", out)
+    assert m, out
+    assert float(m.group(1)) > 0.4  # 5 classes: chance is 0.2; a frozen base that moved would fail earlier
 
 
 def test_mnist_cnn_without_data_says_where_to_put_it(tmp_path):
