@@ -4,6 +4,8 @@
 * ``save_model(model, "m.keras")`` / ``load_model("m.keras")``: architecture, weights, compile
   settings and optimizer state in one zip (format in ``archive.py``).
 * ``save_weights(model, "w.weights.npz")`` / ``load_weights(model, path)``.
+* ``save_weights(model, "w.weights.h5")`` and ``load_weights`` of Keras's HDF5 files (Keras 3
+  ``.weights.h5``, legacy ``.h5``/``.hdf5``): see ``h5_format.py`` (needs h5py, ``cnnfast[h5]``).
 
 They live with the model classes because both directions need them: ``Model.save`` and
 ``cnnfast.models.load_model`` call them, and loading rebuilds ``Sequential``/``Functional``
@@ -22,7 +24,8 @@ from .. import losses as _losses
 from .. import metrics as _metrics
 from .. import optimizers as _optimizers
 from ..layers.base import to_snake_case, weight_budget
-from .archive import (FORMAT, FORMAT_VERSION, WEIGHTS_FORMAT, InvalidFileError, json_bytes, metadata,
+from . import h5_format as _h5_format
+from .archive import (FORMAT, FORMAT_VERSION, MEMBERS, WEIGHTS_FORMAT, InvalidFileError, json_bytes, metadata,
                       npz_bytes, parse_json, read_archive, read_npz, write_atomic)
 from .serialization import ConfigError, deserialize_layer, is_model, serialize_layer
 
@@ -218,31 +221,51 @@ def _restore_optimizer(model, blob, source):
 
 
 def save_weights(model, filepath, overwrite=True):
-    """Save the model's weights to ``filepath`` ending in ``.weights.npz``."""
+    """Save the model's weights to ``filepath``: ``.weights.npz`` (cnnfast's NumPy archive) or
+    ``.weights.h5`` (Keras 3's HDF5 layout, which Keras's ``load_weights`` reads; needs h5py)."""
     path = os.fspath(filepath)
-    if path.endswith(".h5"):
-        raise ValueError(f"save_weights: cnnfast stores weights as NumPy archives, not HDF5: use a path "
-                         f"ending in '.weights.npz' instead of {path!r}")
+    if path.endswith(".weights.h5"):
+        _h5_format.save_weights_h5(model, path, overwrite)
+        return
+    if path.endswith(".h5") or path.endswith(".hdf5"):
+        raise ValueError(f"save_weights: the filepath must end in '.weights.h5' (Keras 3's HDF5 layout) "
+                         f"or '.weights.npz', got {path!r}; the legacy .h5 layout is read, not written")
     if not path.endswith(".weights.npz"):
-        raise ValueError(f"save_weights: the filepath must end in '.weights.npz', got {path!r}")
+        raise ValueError(f"save_weights: the filepath must end in '.weights.npz' or '.weights.h5', "
+                         f"got {path!r}")
     arrays = {name: var.value for name, var in weight_names(model)}
     arrays["__cnnfast__"] = np.array(json.dumps({"format": WEIGHTS_FORMAT, "format_version": 1}))
     data = npz_bytes(arrays)
     write_atomic(path, lambda f: f.write(data), overwrite)
 
 
-def load_weights(model, filepath, skip_mismatch=False):
-    """Load weights from a ``.weights.npz`` (save_weights) or a ``.keras`` file (save)."""
+def load_weights(model, filepath, skip_mismatch=False, by_name=False):
+    """Load weights from a ``.weights.npz`` (save_weights), a ``.keras`` file (save), or one of
+    Keras's HDF5 files (``.weights.h5``, legacy ``.h5``/``.hdf5``; needs h5py).
+
+    ``by_name`` (legacy HDF5 only, as in Keras) matches layers by name instead of position; with
+    ``skip_mismatch`` a layer or weight that does not fit is skipped with a warning. Nothing is
+    changed unless the whole file matched."""
     source = os.fspath(filepath)
+    if not isinstance(by_name, bool):
+        raise TypeError(f"load_weights: by_name must be True or False, got {by_name!r}")
+    is_h5 = source.endswith(".h5") or source.endswith(".hdf5")
+    if by_name and not is_h5:
+        raise ValueError(f"load_weights: by_name only applies to legacy '.h5' or '.hdf5' files, got {source!r}")
+    if is_h5:
+        _h5_format.load_weights_h5(model, source, skip_mismatch=skip_mismatch, by_name=by_name)
+        return
     if source.endswith(".keras"):
-        members = read_archive(source)
+        members = read_archive(source, allowed=MEMBERS + ("model.weights.h5",))
+        if "model.weights.npz" not in members and "model.weights.h5" in members:  # written by Keras
+            _h5_format.load_weights_h5_bytes(model, members["model.weights.h5"],
+                                             f"{source}: model.weights.h5", skip_mismatch)
+            return
         if "model.weights.npz" not in members:
             raise InvalidFileError(f"{source}: no model.weights.npz in this file")
         blob = members["model.weights.npz"]
         extra = ()
     else:
-        if source.endswith(".h5"):
-            raise ValueError(f"load_weights: HDF5 files are not supported ({source!r}); use .weights.npz")
         size = os.path.getsize(source)
         with open(source, "rb") as f:
             blob = f.read(size + 1)

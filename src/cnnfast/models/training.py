@@ -720,9 +720,10 @@ class Trainer:
         _persistence.save_model(self, filepath, overwrite=overwrite, **kwargs)
 
     def save_weights(self, filepath, overwrite=True):
-        """Save the weights to a ``.weights.npz`` file."""
+        """Save the weights to a ``.weights.npz`` or (Keras 3's layout) ``.weights.h5`` file."""
         _persistence.save_weights(self, filepath, overwrite=overwrite)
 
-    def load_weights(self, filepath, skip_mismatch=False):
-        """Load weights saved by ``save_weights`` (or the weights inside a ``.keras`` file)."""
-        _persistence.load_weights(self, filepath, skip_mismatch=skip_mismatch)
+    def load_weights(self, filepath, skip_mismatch=False, by_name=False):
+        """Load weights saved by ``save_weights``, inside a ``.keras`` file, or in one of Keras's
+        HDF5 files (``.weights.h5``, legacy ``.h5``; ``by_name`` for the legacy ones)."""
+        _persistence.load_weights(self, filepath, skip_mismatch=skip_mismatch, by_name=by_name)
