@@ -8,9 +8,10 @@ Design:
   * A file that is present is checked (size, then SHA-256 or MD5) every time it is loaded; a file
     that fails the check raises :class:`DatasetCorruptError` and is never parsed, let alone
     half-used. Nothing is deleted or overwritten behind the user's back.
-  * A missing file is downloaded from the first mirror that delivers it: the bytes stream into a
-    temporary file in the target directory while being hashed, and the file is renamed into place
-    only when size and hash match, so an interrupted, truncated or corrupted download never lands.
+  * A missing file is downloaded from the first mirror that delivers it, with
+    :func:`cnnfast.utils.file_utils.download_file`: the bytes stream into a temporary file in the
+    target directory while being hashed, and the file is renamed into place only when size and
+    hash match, so an interrupted, truncated or corrupted download never lands.
     A mirror that cannot be reached at all is not asked again for the next file.
   * Mirrors: ``base_url=`` (a URL of the directory holding the files) if given, else
     ``$CNNFAST_DATASETS_MIRROR`` (a URL mirroring the whole data directory, one sub-directory per
@@ -20,13 +21,12 @@ Design:
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import pathlib
-import sys
-import tempfile
 from dataclasses import dataclass
 from typing import Sequence
+
+from ..utils.file_utils import DownloadError, download_file, hash_file
 
 __all__ = ["RemoteFile", "DataSet", "DatasetError", "DatasetNotFoundError", "DatasetCorruptError",
            "data_home", "fetch", "find", "verify"]
@@ -89,17 +89,6 @@ def _search_dirs(spec: DataSet, path) -> list[pathlib.Path]:
     return [base, base / spec.subdir]
 
 
-def _hash_file(file: pathlib.Path, algorithm: str) -> str:
-    h = hashlib.new(algorithm)
-    with open(file, "rb") as f:
-        while True:
-            chunk = f.read(_CHUNK)
-            if not chunk:
-                break
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verify(file, rf: RemoteFile, title: str = "data set") -> pathlib.Path:
     """Check that ``file`` is byte-identical to ``rf`` (size, then hash); raise DatasetCorruptError if not."""
     file = pathlib.Path(file)
@@ -109,7 +98,7 @@ def verify(file, rf: RemoteFile, title: str = "data set") -> pathlib.Path:
         raise DatasetCorruptError(
             f"{title}: {file} is {size:,} bytes, expected {rf.size:,} ({what}: not the original file). "
             f"Delete it and load again to download a fresh copy.")
-    actual = _hash_file(file, rf.algorithm)
+    actual = hash_file(file, rf.algorithm, chunk_size=_CHUNK)
     if actual != rf.digest:
         raise DatasetCorruptError(
             f"{title}: {file} has {rf.algorithm} {actual}, expected {rf.digest} (corrupted or not the "
@@ -142,46 +131,10 @@ def _mirrors(spec: DataSet, base_url: str | None) -> list[str]:
     return out
 
 
-class _BadDownload(Exception):
-    """The server answered, but not with the expected file."""
-
-
 def _download(url: str, dest: pathlib.Path, rf: RemoteFile, quiet: bool) -> None:
-    import urllib.request
-
-    from .. import __version__
-
-    request = urllib.request.Request(url, headers={"User-Agent": f"cnnfast/{__version__}"})
-    with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
-        if not quiet:
-            print(f"Downloading {url} ({rf.size / 1e6:.1f} MB) to {dest.parent}", file=sys.stderr, flush=True)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{rf.name}.", suffix=".part")
-        tmp = pathlib.Path(tmp_name)
-        try:
-            h = hashlib.new(rf.algorithm)
-            received = 0
-            with os.fdopen(fd, "wb") as out:
-                while True:
-                    chunk = response.read(_CHUNK)
-                    if not chunk:
-                        break
-                    received += len(chunk)
-                    if received > rf.size:
-                        raise _BadDownload(f"more than the expected {rf.size:,} bytes")
-                    h.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            if received != rf.size:
-                raise _BadDownload(f"got {received:,} bytes, expected {rf.size:,} (truncated)")
-            if h.hexdigest() != rf.digest:
-                raise _BadDownload(f"{rf.algorithm} {h.hexdigest()} does not match the expected {rf.digest} "
-                                   f"(corrupted)")
-            os.replace(tmp, dest)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+    download_file(url, dest, algorithm=rf.algorithm, expected_hash=rf.digest, expected_size=rf.size,
+                  progress=not quiet, timeout=TIMEOUT_SECONDS,
+                  announce=None if quiet else f"Downloading {url} ({rf.size / 1e6:.1f} MB) to {dest.parent}")
 
 
 def _not_found_message(spec: DataSet, missing: Sequence[RemoteFile], dirs: list[pathlib.Path],
@@ -233,17 +186,14 @@ def fetch(spec: DataSet, files: Sequence[RemoteFile] | None = None, path=None, d
                 dest = dirs[0] / rf.name
                 try:
                     _download(url, dest, rf, quiet)
-                except _BadDownload as e:
-                    failures.append(f"{url}: {e}")
-                    continue
-                except OSError as e:  # URLError, HTTPError, timeouts, resets, a read-only directory
-                    if _is_unreachable(e):
+                except DownloadError as e:  # unreachable, HTTP errors, truncated or corrupted bytes
+                    if e.unreachable:
                         unreachable.add(mirror)
-                        failures.append(f"{url}: {_describe(e)}; not asked for the other files")
+                        failures.append(f"{url}: {e.reason}; not asked for the other files")
                     else:
-                        failures.append(f"{url}: {_describe(e)}")
+                        failures.append(f"{url}: {e.reason}")
                     continue
-                except Exception as e:  # http.client.IncompleteRead and other protocol errors
+                except OSError as e:  # the target directory cannot be created or written
                     failures.append(f"{url}: {type(e).__name__}: {e}")
                     continue
                 found[rf.name] = dest
@@ -252,20 +202,3 @@ def fetch(spec: DataSet, files: Sequence[RemoteFile] | None = None, path=None, d
     if missing:
         raise DatasetNotFoundError(_not_found_message(spec, missing, dirs, failures, download, module))
     return [found[rf.name] for rf in files]
-
-
-def _describe(e: OSError) -> str:
-    import urllib.error
-
-    if isinstance(e, urllib.error.HTTPError):
-        return f"HTTP {e.code} {e.reason}"
-    if isinstance(e, urllib.error.URLError):
-        return f"cannot connect ({e.reason})"
-    return f"{type(e).__name__}: {e}"
-
-
-def _is_unreachable(e: OSError) -> bool:
-    """True for failures that say nothing about one file but about the whole mirror."""
-    import urllib.error
-
-    return isinstance(e, urllib.error.URLError) and not isinstance(e, urllib.error.HTTPError)
