@@ -470,6 +470,7 @@ LAYERS = {
     "ReLU": lambda: layers.ReLU(), "LeakyReLU": lambda: layers.LeakyReLU(), "Softmax": lambda: layers.Softmax(),
     "BatchNormalization": lambda: layers.BatchNormalization(), "Activation": lambda: layers.Activation("tanh"),
     "Dropout": lambda: layers.Dropout(0.5), "Rescaling": lambda: layers.Rescaling(1 / 255.0),
+    "Normalization": lambda: layers.Normalization(),
     "SeparableConv2D": lambda: layers.SeparableConv2D(4, 3), "Permute": lambda: layers.Permute((2, 1, 3)),
 }
 FOUR_D_ONLY = {"Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "MaxPooling2D", "AveragePooling2D",

@@ -103,8 +103,8 @@ def test_dropout_rejects_bad_rate():
     for rate in (-0.1, 1.0, 2):
         with pytest.raises(ValueError, match=r"Dropout '.*': rate must be in \[0, 1\)"):
             layers.Dropout(rate)
-    with pytest.raises(NotImplementedError, match="noise_shape"):
-        layers.Dropout(0.5, noise_shape=(None, 1))
+    with pytest.raises(ValueError, match="noise_shape entries must be positive integers or None"):
+        layers.Dropout(0.5, noise_shape=(None, 0))
 
 
 def test_flatten_reshape_rescaling(rng):

@@ -3,7 +3,7 @@
 ``get("relu")`` returns the public function ``relu``; layers look up its derivative through
 :func:`backward_of`. ReLU, sigmoid, tanh, softmax and leaky ReLU run in cnnfast's C kernels
 (``cnnfast.ops``); the rarer ones (elu, selu, softplus, softsign, silu/swish, exponential, relu6,
-hard_sigmoid) are vectorised NumPy expressions. Arrays are float32.
+hard_sigmoid, hard_silu/hard_swish) are vectorised NumPy expressions. Arrays are float32.
 
 Derivatives take ``(dy, x, y)`` — the upstream gradient, the activation's input and its output —
 and use whichever of ``x``/``y`` is cheaper (ReLU, sigmoid, tanh and softmax only need ``y``, so a
@@ -16,8 +16,8 @@ import numpy as np
 from . import ops
 
 __all__ = ["relu", "sigmoid", "tanh", "softmax", "linear", "leaky_relu", "elu", "selu", "softplus",
-           "softsign", "silu", "swish", "exponential", "relu6", "hard_sigmoid", "get", "serialize",
-           "deserialize", "backward_of"]
+           "softsign", "silu", "swish", "exponential", "relu6", "hard_sigmoid", "hard_silu",
+           "hard_swish", "get", "serialize", "deserialize", "backward_of"]
 
 _SELU_ALPHA = 1.6732632423543772
 _SELU_SCALE = 1.0507009873554805
@@ -104,6 +104,15 @@ def hard_sigmoid(x):
     return np.clip(_f32(x) / np.float32(6) + np.float32(0.5), 0, 1).astype(np.float32)
 
 
+def hard_silu(x):
+    """``x * relu6(x + 3) / 6`` (Keras 3's hard_silu; MobileNetV3's hard-swish)."""
+    x = _f32(x)
+    return (x * np.clip(x + np.float32(3), 0, 6) / np.float32(6)).astype(np.float32)
+
+
+hard_swish = hard_silu
+
+
 # --- derivatives (dy, x, y) -> dx -------------------------------------------------------------
 def _d_relu(dy, x, y):
     return ops.relu_backward(dy, y)
@@ -164,6 +173,13 @@ def _d_hard_sigmoid(dy, x, y):
     return np.where((x > -3) & (x < 3), dy / np.float32(6), np.float32(0)).astype(np.float32)
 
 
+def _d_hard_silu(dy, x, y):
+    # 0 below -3, 1 above 3, (2x + 3) / 6 between
+    slope = np.where(x <= -3, np.float32(0),
+                     np.where(x >= 3, np.float32(1), (np.float32(2) * x + np.float32(3)) / np.float32(6)))
+    return (dy * slope).astype(np.float32)
+
+
 # name -> (function, derivative, derivative needs x)
 _TABLE = {
     "relu": (relu, _d_relu, False),
@@ -180,8 +196,9 @@ _TABLE = {
     "exponential": (exponential, _d_exponential, False),
     "relu6": (relu6, _d_relu6, False),
     "hard_sigmoid": (hard_sigmoid, _d_hard_sigmoid, True),
+    "hard_silu": (hard_silu, _d_hard_silu, True),
 }
-_ALIASES = {"swish": "silu", None: "linear"}
+_ALIASES = {"swish": "silu", "hard_swish": "hard_silu", None: "linear"}
 _BY_FUNCTION = {fn: name for name, (fn, _, _) in _TABLE.items()}
 
 
@@ -199,7 +216,7 @@ def _name(identifier, context):
         if key in _TABLE:
             return key
         raise ValueError(f"{context}: unknown activation {identifier!r}; expected one of "
-                         f"{sorted(set(_TABLE) | {'swish'})} or None")
+                         f"{sorted(set(_TABLE) | {'swish', 'hard_swish'})} or None")
     if callable(identifier) and identifier in _BY_FUNCTION:
         return _BY_FUNCTION[identifier]
     raise TypeError(f"{context}: activation must be a name such as 'relu', None, or a "

@@ -58,7 +58,8 @@ class Initializer:
         _check_dtype(dtype, type(self).__name__)
         shape = tuple(int(s) for s in shape)
         rng = self._rng if self._rng is not None else make_generator()
-        return np.ascontiguousarray(self._generate(shape, rng), dtype=np.float32)
+        # asarray(order="C"), not ascontiguousarray: that one turns a scalar weight's () into (1,)
+        return np.asarray(self._generate(shape, rng), dtype=np.float32, order="C")
 
     def _generate(self, shape, rng):
         raise NotImplementedError

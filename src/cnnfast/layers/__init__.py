@@ -10,6 +10,7 @@ from .core import Activation, Dense, Dropout, Rescaling
 from .merging import (Add, Average, Concatenate, Multiply, Subtract, add, average, concatenate,
                       multiply, subtract)
 from .normalization import BatchNormalization
+from .preprocessing import Normalization
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D,
                       GlobalMaxPool2D, GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
 from .reshaping import Cropping2D, Flatten, Permute, Reshape, UpSampling2D, ZeroPadding2D
@@ -19,7 +20,7 @@ Convolution2D = Conv2D
 Convolution2DTranspose = Conv2DTranspose
 
 __all__ = ["Layer", "Variable", "KerasTensor", "Input", "InputLayer", "Dense", "Activation", "Dropout",
-           "Rescaling", "Conv2D", "Convolution2D", "Conv2DTranspose", "Convolution2DTranspose",
+           "Rescaling", "Normalization", "Conv2D", "Convolution2D", "Conv2DTranspose", "Convolution2DTranspose",
            "DepthwiseConv2D", "SeparableConv2D", "SeparableConvolution2D", "MaxPooling2D", "MaxPool2D",
            "AveragePooling2D", "AvgPool2D",
            "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D",
@@ -29,7 +30,7 @@ __all__ = ["Layer", "Variable", "KerasTensor", "Input", "InputLayer", "Dense", "
 
 # Classes that may be rebuilt from a saved config (the loader's allow-list; models add theirs).
 SERIALIZABLE = {cls.__name__: cls for cls in (
-    InputLayer, Dense, Activation, Dropout, Rescaling, Conv2D, Conv2DTranspose, DepthwiseConv2D,
+    InputLayer, Dense, Activation, Dropout, Rescaling, Normalization, Conv2D, Conv2DTranspose, DepthwiseConv2D,
     SeparableConv2D,
     MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, Flatten, Reshape,
     Permute, UpSampling2D, ZeroPadding2D, Cropping2D, ReLU, LeakyReLU, Softmax, BatchNormalization, Add,

@@ -348,7 +348,7 @@ class Layer:
                                      f"{cls} '{self.name}': initializer")
         try:
             value = np.zeros(shape, np.float32) if init is None else \
-                np.ascontiguousarray(init(shape, "float32"), dtype=np.float32)
+                np.asarray(init(shape, "float32"), dtype=np.float32, order="C")
         except MemoryError:
             raise MemoryError(f"layer '{self.name}' ({cls}): not enough memory for weight '{name}' of shape "
                               f"{shape} ({human_bytes(4 * size)})") from None

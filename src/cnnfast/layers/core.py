@@ -185,6 +185,10 @@ class Dropout(Layer):
     backward pass, so nothing is stored and training is reproducible. ``seed`` defaults to the next
     seed of cnnfast's stream (``cnnfast.utils.set_random_seed``); inside ``fit`` the step is the
     optimizer's iteration count, so a resumed run draws the same masks as an uninterrupted one.
+
+    ``noise_shape`` (Keras's argument) is the shape of the mask, broadcast over the input: an entry
+    of 1 shares one draw along that axis and None takes the input's size, so
+    ``noise_shape=(None, 1, 1, 1)`` drops whole samples (EfficientNet's stochastic depth).
     """
 
     _uses_rng = True
@@ -194,12 +198,27 @@ class Dropout(Layer):
         self.rate = as_float(rate, f"Dropout '{self.name}'", "rate")
         if not 0.0 <= self.rate < 1.0:
             raise ValueError(f"Dropout '{self.name}': rate must be in [0, 1), got {rate!r}")
-        _reject_unsupported(self, noise_shape=noise_shape)
+        self.noise_shape = _noise_shape(noise_shape, f"Dropout '{self.name}'")
         if seed is None:
             from ..utils.random import next_seed
             seed = next_seed() & 0x7FFFFFFF
         self.seed = as_int(seed, f"Dropout '{self.name}'", "seed", 0, maximum=2**64 - 1)
         self._eager_step = 0
+
+    def build(self, input_shape):
+        if self.noise_shape is not None:
+            self._mask_shape(input_shape)   # refuse a mask that cannot broadcast, at graph time
+
+    def _mask_shape(self, shape):
+        """The mask's shape for an input of ``shape``: the noise shape with its None entries
+        filled from the input."""
+        noise = self.noise_shape
+        if len(noise) != len(shape) or any(
+                n is not None and n != 1 and s is not None and n != s for n, s in zip(noise, shape)):
+            raise ValueError(f"Dropout '{self.name}': noise_shape {noise} does not broadcast against "
+                             f"the input shape {tuple(shape)} (one entry per axis, each None, 1 or "
+                             "the input's size)")
+        return tuple(s if n is None else n for n, s in zip(noise, shape))
 
     def forward(self, x, training, ctx):
         if not training or self.rate == 0.0:
@@ -211,40 +230,94 @@ class Dropout(Layer):
             self._eager_step += 1
         seed = (self.seed + 0x9E3779B9 * ctx.get("node_index", 0)) & 0x7FFFFFFFFFFFFFFF
         ctx.update(active=True, call_seed=seed, call_step=step)
-        return ops.dropout(x, self.rate, seed, step)
+        if self.noise_shape is None:
+            return ops.dropout(x, self.rate, seed, step)
+        # the kept entries of a ones array of the mask's shape are 1/(1-rate): the scaled mask
+        mask = ops.dropout(np.ones(self._mask_shape(x.shape), np.float32), self.rate, seed, step)
+        ctx["mask"] = mask
+        return np.multiply(x, mask, out=buffer(ctx, "y", x.shape))
 
     def backward(self, dy, ctx, need_dx):
         if not need_dx:
             return None
         if not ctx.get("active"):
             return dy
+        if self.noise_shape is not None:
+            return dy * ctx["mask"]
         return ops.dropout_backward(dy, self.rate, ctx["call_seed"], ctx["call_step"])
 
     def get_config(self):
         config = super().get_config()
-        config.update(rate=self.rate, seed=self.seed)
+        config.update(rate=self.rate, seed=self.seed,
+                      noise_shape=None if self.noise_shape is None else list(self.noise_shape))
         return config
 
 
+def _noise_shape(noise_shape, context):
+    if noise_shape is None:
+        return None
+    if isinstance(noise_shape, (str, bytes)) or not hasattr(noise_shape, "__iter__"):
+        raise ValueError(f"{context}: noise_shape must be a tuple or list of integers or None, got "
+                         f"{noise_shape!r}")
+    out = []
+    for i, dim in enumerate(noise_shape):
+        if dim is None:
+            out.append(None)
+            continue
+        if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)) or dim <= 0:
+            raise ValueError(f"{context}: noise_shape entries must be positive integers or None, got "
+                             f"{dim!r} at index {i} of {noise_shape!r}")
+        out.append(int(dim))
+    return tuple(out)
+
+
 class Rescaling(Layer):
-    """``x * scale + offset`` (e.g. ``Rescaling(1/255)``)."""
+    """``x * scale + offset`` (e.g. ``Rescaling(1/255)``).
+
+    ``scale`` and ``offset`` are numbers or arrays that broadcast against the input as in NumPy
+    (Keras's rule): ``Rescaling([1/0.229, 1/0.224, 1/0.225])`` scales each channel of an NHWC
+    image, as EfficientNet does."""
 
     def __init__(self, scale, offset=0.0, **kwargs):
         super().__init__(**kwargs)
-        self.scale = as_float(scale, f"Rescaling '{self.name}'", "scale")
-        self.offset = as_float(offset, f"Rescaling '{self.name}'", "offset")
+        self.scale = _scalar_or_list(scale, f"Rescaling '{self.name}'", "scale")
+        self.offset = _scalar_or_list(offset, f"Rescaling '{self.name}'", "offset")
+        self._scale = np.asarray(self.scale, np.float32)
+        self._offset = np.asarray(self.offset, np.float32)
+
+    def build(self, input_shape):
+        shape = tuple(1 if s is None else s for s in input_shape)
+        for what, arr in (("scale", self._scale), ("offset", self._offset)):
+            try:
+                out = np.broadcast_shapes(shape, arr.shape)
+            except ValueError:
+                out = None
+            if out is None or any(o != s for o, s, full in zip(out, shape, input_shape) if full is not None) \
+                    or len(out) != len(shape):
+                raise ValueError(f"Rescaling '{self.name}': {what} of shape {arr.shape} does not "
+                                 f"broadcast against the input shape {tuple(input_shape)}")
 
     def forward(self, x, training, ctx):
         y = buffer(ctx, "y", x.shape)
-        np.multiply(x, np.float32(self.scale), out=y)
-        if self.offset:
-            y += np.float32(self.offset)
+        np.multiply(x, self._scale, out=y)
+        if self._offset.any():
+            y += self._offset
         return y
 
     def backward(self, dy, ctx, need_dx):
-        return (dy * np.float32(self.scale)) if need_dx else None
+        return (dy * self._scale) if need_dx else None
 
     def get_config(self):
         config = super().get_config()
         config.update(scale=self.scale, offset=self.offset)
         return config
+
+
+def _scalar_or_list(value, context, name):
+    """A float, or a (nested) list of floats for an array argument: JSON-ready, as the config holds it."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{context}: {name} must be a number or an array of numbers, got {value!r}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{context}: {name} must be finite, got {value!r}")
+    return float(arr) if arr.ndim == 0 else arr.astype(np.float64).tolist()

@@ -1,7 +1,10 @@
 """Merging layers for the functional API: Add, Subtract, Multiply, Average, Concatenate.
 
-They take a list of tensors. Shapes must match exactly (Concatenate: except along ``axis``);
-mismatches raise at graph-construction time, naming the layer and the shapes.
+They take a list of tensors. The element-wise ones broadcast as Keras 3 does: axes after the batch
+axis must be equal or 1 (``(N, 1, 1, C) * (N, H, W, C)``, the squeeze-and-excitation gate), and a
+tensor of lower rank is expanded at axis 1 until the ranks match. Their backward sums each input's
+gradient over the axes it was broadcast along. Concatenate needs equal shapes except along
+``axis``. Mismatches raise at graph-construction time, naming the layer and the shapes.
 """
 from __future__ import annotations
 
@@ -12,6 +15,45 @@ from .base import Layer, buffer
 
 __all__ = ["Add", "Subtract", "Multiply", "Average", "Concatenate", "add", "subtract", "multiply",
            "average", "concatenate"]
+
+
+def _broadcast_shape(layer, shapes):
+    """Keras's element-wise output shape for ``shapes`` (batch axis first), or a ValueError."""
+    ndim = max(len(s) for s in shapes)
+    shapes = [_expand_shape(s, ndim) for s in shapes]
+    batch = {s[0] for s in shapes} - {None}
+    if len(batch) > 1:
+        raise ValueError(f"{type(layer).__name__} '{layer.name}': cannot merge tensors with different "
+                         f"batch sizes, got {[tuple(s) for s in shapes]}")
+    out = [next(iter(batch)) if batch else None]
+    for axis in range(1, ndim):
+        sizes = [s[axis] for s in shapes]
+        known = {v for v in sizes if v is not None and v != 1}
+        if len(known) > 1:
+            raise ValueError(f"{type(layer).__name__} '{layer.name}': inputs must all have the same "
+                             "shape after the batch axis, except for sizes of 1 that broadcast; got "
+                             f"{[tuple(s) for s in shapes]}")
+        if None in sizes:   # Keras: unknown wins, the sizes are checked when the values arrive
+            out.append(None)
+        else:
+            out.append(known.pop() if known else 1)
+    return tuple(out)
+
+
+def _expand_shape(shape, ndim):
+    shape = tuple(shape)
+    return shape[:1] + (1,) * (ndim - len(shape)) + shape[1:] if shape else shape
+
+
+def _unbroadcast(grad, shape):
+    """``grad`` summed over the axes an input of ``shape`` was broadcast along, in its own shape."""
+    if grad.shape == shape:
+        return grad
+    ndim = grad.ndim
+    expanded = _expand_shape(shape, ndim)
+    axes = tuple(i for i, (g, s) in enumerate(zip(grad.shape, expanded)) if s == 1 and g != 1)
+    reduced = grad.sum(axis=axes, keepdims=True, dtype=np.float32) if axes else grad
+    return np.ascontiguousarray(reduced.reshape(shape), dtype=np.float32)
 
 
 class _Merge(Layer):
@@ -30,41 +72,32 @@ class _Merge(Layer):
         if self._max_inputs is not None and len(shapes) > self._max_inputs:
             raise ValueError(f"{cls} '{self.name}': expects exactly {self._max_inputs} inputs, "
                              f"got {len(shapes)}")
-        first = shapes[0]
-        for s in shapes[1:]:
-            if len(s) != len(first) or any(a is not None and b is not None and a != b
-                                           for a, b in zip(first[1:], s[1:])):
-                raise ValueError(f"{cls} '{self.name}': inputs must all have the same shape, got "
-                                 f"{[tuple(x) for x in shapes]}")
+        _broadcast_shape(self, shapes)
 
     def compute_output_shape(self, input_shape):
-        first = list(input_shape[0])
-        for s in input_shape[1:]:
-            first = [a if a is not None else b for a, b in zip(first, s)]
-        return tuple(first)
+        return _broadcast_shape(self, input_shape)
 
-    def _check_arrays(self, xs):
-        shape = xs[0].shape
-        for x in xs[1:]:
-            if x.shape != shape:
-                raise ValueError(f"{type(self).__name__} '{self.name}': inputs must all have the same "
-                                 f"shape, got {[a.shape for a in xs]}")
+    def _aligned(self, xs):
+        """The inputs with equal ranks (lower-rank ones expanded at axis 1) and the output shape."""
+        out_shape = _broadcast_shape(self, [x.shape for x in xs])
+        ndim = len(out_shape)
+        return [x if x.ndim == ndim else x.reshape(_expand_shape(x.shape, ndim)) for x in xs], out_shape
 
 
 class Add(_Merge):
     """Element-wise sum of the inputs (residual connections)."""
 
     def forward(self, xs, training, ctx):
-        self._check_arrays(xs)
-        y = buffer(ctx, "y", xs[0].shape)
+        ctx["shapes"] = [x.shape for x in xs]
+        xs, out_shape = self._aligned(xs)
+        y = buffer(ctx, "y", out_shape)
         np.add(xs[0], xs[1], out=y) if len(xs) > 1 else np.copyto(y, xs[0])
         for x in xs[2:]:
             y += x
-        ctx["n"] = len(xs)
         return y
 
     def backward(self, dy, ctx, need_dx):
-        return [dy] * ctx["n"] if need_dx else None
+        return [_unbroadcast(dy, s) for s in ctx["shapes"]] if need_dx else None
 
 
 class Subtract(_Merge):
@@ -72,21 +105,27 @@ class Subtract(_Merge):
     _min_inputs = _max_inputs = 2
 
     def forward(self, xs, training, ctx):
-        self._check_arrays(xs)
-        return np.subtract(xs[0], xs[1], out=buffer(ctx, "y", xs[0].shape))
+        ctx["shapes"] = [x.shape for x in xs]
+        xs, out_shape = self._aligned(xs)
+        return np.subtract(xs[0], xs[1], out=buffer(ctx, "y", out_shape))
 
     def backward(self, dy, ctx, need_dx):
-        return [dy, -dy] if need_dx else None
+        if not need_dx:
+            return None
+        a, b = ctx["shapes"]
+        return [_unbroadcast(dy, a), _unbroadcast(-dy, b)]
 
 
 class Multiply(_Merge):
-    """Element-wise product of the inputs."""
+    """Element-wise product of the inputs (with broadcasting: a squeeze-and-excitation gate of
+    shape ``(N, 1, 1, C)`` times features ``(N, H, W, C)``)."""
 
     def forward(self, xs, training, ctx):
-        self._check_arrays(xs)
-        y = buffer(ctx, "y", xs[0].shape)
-        np.copyto(y, xs[0])
-        for x in xs[1:]:
+        ctx["shapes"] = [x.shape for x in xs]
+        xs, out_shape = self._aligned(xs)
+        y = buffer(ctx, "y", out_shape)
+        np.multiply(xs[0], xs[1], out=y) if len(xs) > 1 else np.copyto(y, xs[0])
+        for x in xs[2:]:
             y *= x
         ctx["xs"] = xs
         return y
@@ -97,11 +136,11 @@ class Multiply(_Merge):
         xs = ctx["xs"]
         grads = []
         for i in range(len(xs)):
-            g = dy.copy()
+            g = None
             for j, x in enumerate(xs):
                 if j != i:
-                    g *= x
-            grads.append(g)
+                    g = np.multiply(dy, x) if g is None else np.multiply(g, x, out=g)
+            grads.append(_unbroadcast(dy.copy() if g is None else g, ctx["shapes"][i]))
         return grads
 
 
@@ -109,20 +148,20 @@ class Average(_Merge):
     """Element-wise mean of the inputs."""
 
     def forward(self, xs, training, ctx):
-        self._check_arrays(xs)
-        y = buffer(ctx, "y", xs[0].shape)
-        np.copyto(y, xs[0])
-        for x in xs[1:]:
+        ctx["shapes"] = [x.shape for x in xs]
+        xs, out_shape = self._aligned(xs)
+        y = buffer(ctx, "y", out_shape)
+        np.add(xs[0], xs[1], out=y) if len(xs) > 1 else np.copyto(y, xs[0])
+        for x in xs[2:]:
             y += x
         y *= np.float32(1.0 / len(xs))
-        ctx["n"] = len(xs)
         return y
 
     def backward(self, dy, ctx, need_dx):
         if not need_dx:
             return None
-        g = dy * np.float32(1.0 / ctx["n"])
-        return [g] * ctx["n"]
+        g = dy * np.float32(1.0 / len(ctx["shapes"]))
+        return [_unbroadcast(g, s) for s in ctx["shapes"]]
 
 
 class Concatenate(_Merge):

@@ -200,6 +200,8 @@ def _activation(w, name, x, act, axis_len4=False, base="act"):
         return w.node("Clip", [x, w.const(0.0, "zero"), w.const(6.0, "six")], base)
     if act == "hard_sigmoid":
         return w.node("HardSigmoid", [x], base, alpha=1.0 / 6.0, beta=0.5)
+    if act == "hard_silu":   # x * hard_sigmoid(x): any opset (HardSwish needs 14)
+        return w.node("Mul", [x, w.node("HardSigmoid", [x], base + "_gate", alpha=1.0 / 6.0, beta=0.5)], base)
     raise ExportError(f"cnnfast.onnx.export: layer '{name}': activation '{act}' has no ONNX form here")
 
 
@@ -371,6 +373,26 @@ def _rescaling_layer(w, layer, x, nchw):
     return y
 
 
+def _channels_last_affine(w, name, x, out, scale, shift):
+    """``x * scale + shift`` with constants that broadcast against the NHWC value."""
+    y = w.node("Mul", [w.get(x, "nhwc"), w.const(scale, f"{name}.scale")], name)
+    y = w.node("Add", [y, w.const(shift, f"{name}.shift")], f"{name}_shift")
+    w.set(out, y, "nhwc", out.shape)
+
+
+def _rescaling(w, layer, x, out):
+    if np.ndim(layer.scale) == 0 and np.ndim(layer.offset) == 0:   # any layout works
+        return _elementwise(_rescaling_layer)(w, layer, x, out)
+    _channels_last_affine(w, layer.name, x, out, layer._scale, layer._offset)   # per-channel
+
+
+def _normalization(w, layer, x, out):
+    mean, variance = (np.asarray(v, np.float64) for v in layer._statistics())
+    denom = np.maximum(np.sqrt(variance), 1e-7)
+    scale, shift = (denom, mean) if layer.invert else (1.0 / denom, -mean / denom)
+    _channels_last_affine(w, layer.name, x, out, scale, shift)
+
+
 def _batch_norm(w, layer, x, out):
     shape = w.shape(x)
     c = shape[-1]
@@ -470,7 +492,8 @@ _HANDLERS = {
     "Dense": _dense, "BatchNormalization": _batch_norm,
     "Activation": _elementwise(_activation_layer), "Softmax": _elementwise(_softmax_layer),
     "ReLU": _elementwise(_relu_layer), "LeakyReLU": _elementwise(_leaky_relu_layer),
-    "Dropout": _elementwise(_identity_layer), "Rescaling": _elementwise(_rescaling_layer),
+    "Dropout": _elementwise(_identity_layer), "Rescaling": _rescaling,
+    "Normalization": _normalization,
     "Flatten": _flatten, "Reshape": _reshape, "Permute": _permute, "UpSampling2D": _upsampling,
     "ZeroPadding2D": _zero_padding, "Cropping2D": _cropping,
     "Add": _merge("Sum"), "Subtract": _merge("Sub"), "Multiply": _merge("Mul"),
