@@ -1,7 +1,9 @@
 """compile / fit / evaluate / predict with Keras 3 arguments, defaults and data semantics.
 
-Data: NumPy arrays (one per model input; a list or a dict by input name for several inputs).
-Inputs are converted once to C-contiguous float32 and targets once to what the loss needs
+Data: NumPy arrays (one per model input; a list or a dict by input name for several inputs), or a
+data set of batches -- a ``cnnfast.utils.PyDataset``, a generator, any other iterable -- read one
+batch at a time (data_adapters.py holds their epoch rules and the PyDataset's background loading;
+each batch is checked and converted as arrays are). For arrays, inputs are converted once to C-contiguous float32 and targets once to what the loss needs
 (int32 class indices for the sparse crossentropy), with clear errors for wrong shapes. Batches are
 gathered into reused buffers (``np.take(..., out=)``), or are plain views when not shuffling.
 
@@ -33,6 +35,7 @@ from ..layers import base as _base
 from ..layers.base import format_shape as _fmt
 from ..ops import _conv as _conv_ops
 from ..ops._checks import as_float
+from . import data_adapters as _adapters
 from . import inference as _inference
 from . import persistence as _persistence
 
@@ -345,7 +348,8 @@ class Trainer:
             raise RuntimeError(f"You must call compile() before using the model ({where}).")
         if self._loss_obj is None:
             raise ValueError(f"{where}: the model was compiled without a loss; pass loss= to compile()")
-        if len(self._outputs) != 1:
+        # an unbuilt Sequential (built by its first data) has one output
+        if self.built and len(self._outputs) != 1:
             raise NotImplementedError(f"{where}: cnnfast trains models with a single output; model "
                                       f"'{self.name}' has {len(self._outputs)}")
 
@@ -477,6 +481,11 @@ class Trainer:
         ``distributed=True`` trains data-parallel on every process started by ``mpirun``
         (:func:`cnnfast.distributed.fit`: ``batch_size`` is then the global batch size)."""
         if distributed:
+            for what, data in (("x", x), ("validation_data", validation_data)):
+                if _adapters.is_batch_source(data):
+                    raise TypeError(f"fit(distributed=True): {what} must be NumPy arrays (the samples are "
+                                    f"sharded over the processes); got a data set of type "
+                                    f"{type(data).__name__}. Use fit(distributed=False) for data sets")
             from .. import distributed as _distributed
             return _distributed.fit(
                 self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
@@ -489,6 +498,7 @@ class Trainer:
         epochs = _check_int(epochs, "fit: epochs", 0)
         initial_epoch = _check_int(initial_epoch, "fit: initial_epoch", 0)
         steps_per_epoch = _check_int(steps_per_epoch, "fit: steps_per_epoch", 1, allow_none=True)
+        validation_steps = _check_int(validation_steps, "fit: validation_steps", 1, allow_none=True)
         validation_freq = _check_int(validation_freq, "fit: validation_freq", 1)
         verbose = _check_verbose(verbose, "fit")
         if shuffle not in (True, False, "batch"):
@@ -498,13 +508,34 @@ class Trainer:
         if class_weight is not None and sample_weight is not None:
             raise ValueError("fit: class_weight and sample_weight cannot both be given")
 
+        source = _adapters.batch_source(x, "fit", "x", shuffle)
+        val_source = None
+        if validation_data is not None and not isinstance(validation_data, (list, tuple)):
+            val_source = _adapters.batch_source(validation_data, "fit", "validation_data")
+        if source is not None:
+            self._check_source_args(source, "fit", y, sample_weight, class_weight)
+            if validation_split and validation_data is None:
+                raise ValueError(f"fit: validation_split is only supported for NumPy arrays; x is a "
+                                 f"{source.kind} ({type(x).__name__}). Pass validation_data instead")
+            validate = None
+            if val_source is not None:
+                validate = self._source_validation(val_source, validation_steps)
+            elif validation_data is not None:
+                val = self._standardize_validation(validation_data)
+                val_bs = validation_batch_size or batch_size
+                validate = lambda cbs: self._test_loop(self._prepare(val[1].shape), val[0], val[1], val[2],
+                                                       val_bs, cbs, validation_steps)
+            return self._fit_source(source, epochs, verbose, callbacks, validate, validation_freq,
+                                    initial_epoch, steps_per_epoch, class_weight)
+
         xs = self._standardize_x(x)
         n = xs[0].shape[0]
         y_arr = self._check_y(y, n)
         sw = self._standardize_weights(sample_weight, n)
         val = None
         if validation_data is not None:
-            val = self._standardize_validation(validation_data)
+            if val_source is None:
+                val = self._standardize_validation(validation_data)
         elif validation_split:
             split = int(n * (1.0 - validation_split))
             if split == 0 or split == n:
@@ -526,13 +557,8 @@ class Trainer:
         batches = _Batches(n, batch_size, shuffle, steps_per_epoch)
         cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
                            verbose=verbose, epochs=epochs, steps=batches.steps)
-        self.stop_training = False
-        self.history = cbs.history
-        cbs.on_train_begin()
-        epoch_logs = None
-        for epoch in range(initial_epoch, epochs):
-            self.reset_metrics()
-            cbs.on_epoch_begin(epoch)
+
+        def run_epoch(cbs):
             logs = {}
             for step, idx in batches.epoch():
                 cbs.on_train_batch_begin(step)
@@ -543,16 +569,121 @@ class Trainer:
                 cbs.on_train_batch_end(step, logs)
                 if self.stop_training:
                     break
-            epoch_logs = dict(logs)
-            if val is not None and (epoch + 1) % validation_freq == 0:
-                val_bs = validation_batch_size or batch_size
-                val_logs = self._test_loop(st, val[0], val[1], val[2], val_bs, cbs, validation_steps)
-                epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
+            return logs
+
+        validate = None
+        if val_source is not None:
+            validate = self._source_validation(val_source, validation_steps)
+        elif val is not None:
+            val_bs = validation_batch_size or batch_size
+            validate = lambda cbs: self._test_loop(st, val[0], val[1], val[2], val_bs, cbs, validation_steps)
+        return self._run_epochs(cbs, epochs, initial_epoch, run_epoch, validate, validation_freq)
+
+    def _run_epochs(self, cbs, epochs, initial_epoch, run_epoch, validate, validation_freq, has_more=None):
+        """fit's epoch loop: ``run_epoch(cbs)`` trains one epoch and returns its logs; ``validate(cbs)``
+        returns the validation logs; ``has_more()`` False ends training before the next epoch."""
+        self.stop_training = False
+        self.history = cbs.history
+        cbs.on_train_begin()
+        epoch_logs = None
+        for epoch in range(initial_epoch, epochs):
+            if has_more is not None and not has_more():
+                break
+            self.reset_metrics()
+            cbs.on_epoch_begin(epoch)
+            epoch_logs = dict(run_epoch(cbs))
+            if validate is not None and (epoch + 1) % validation_freq == 0:
+                epoch_logs.update({"val_" + k: v for k, v in validate(cbs).items()})
             cbs.on_epoch_end(epoch, epoch_logs)
             if self.stop_training:
                 break
         cbs.on_train_end(epoch_logs)
         return self.history
+
+    # -- data sets (PyDataset, generators, iterables: see data_adapters.py) ----------------------------
+    @staticmethod
+    def _check_source_args(source, where, y, sample_weight, class_weight=None):
+        """Keras's rules: a data set carries its own targets and weights."""
+        for name, value, holds in (("y", y, "the targets"), ("sample_weight", sample_weight,
+                                                               "the sample weights")):
+            if value is not None:
+                raise ValueError(f"{where}: when x is a {source.kind}, {name} must not be passed; "
+                                 f"{holds} belong in the batches it yields: (x, y, sample_weight)")
+        if class_weight is not None and source.kind != "PyDataset":
+            raise ValueError(f"{where}: class_weight is not supported when x is a {source.kind} (as in "
+                             "Keras); yield (x, y, sample_weight) batches, or use a PyDataset")
+
+    def _batch_arrays(self, batch, where, class_weight=None):
+        """One batch of a data set as the training step takes it: (xs, raw y, loss targets, weights)."""
+        x, y, sw = _adapters.unpack_batch(batch, where)
+        xs = self._standardize_x(x, "batch x")
+        n = xs[0].shape[0]
+        if n == 0:
+            raise ValueError(f"{where}: a batch has no samples (x shape {xs[0].shape})")
+        y_raw = self._check_y(y, n, "batch y")
+        y_t = self._standardize_y(y_raw, n, "batch y")
+        if class_weight is not None:
+            if sw is not None:
+                raise ValueError(f"{where}: class_weight and a batch's sample_weight cannot both be given")
+            sw = self._class_weights(class_weight, y_raw, n)
+        else:
+            sw = self._standardize_weights(sw, n, "batch sample_weight")
+        return xs, y_raw, y_t, sw
+
+    def _fit_source(self, source, epochs, verbose, callbacks, validate, validation_freq, initial_epoch,
+                    steps_per_epoch, class_weight):
+        cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
+                           verbose=verbose, epochs=epochs, steps=steps_per_epoch or source.num_batches)
+        state = []  # the training state, made from the first batch (which may build the model)
+
+        def run_epoch(cbs):
+            logs = {}
+            with source.epoch(steps_per_epoch) as batches:
+                for step, batch in batches:
+                    cbs.on_train_batch_begin(step)
+                    xs, y_raw, y_t, sw = self._batch_arrays(batch, "fit", class_weight)
+                    if not state:
+                        state.append(self._prepare(y_raw.shape))
+                    self._train_step(state[0], xs, y_t, sw)
+                    logs = self._logs()
+                    cbs.on_train_batch_end(step, logs)
+                    if self.stop_training:
+                        break
+            return logs
+
+        def has_more():
+            if source.has_more():
+                return True
+            source.warn_ran_out()
+            return False
+
+        return self._run_epochs(cbs, epochs, initial_epoch, run_epoch, validate, validation_freq, has_more)
+
+    def _source_validation(self, source, steps):
+        """fit's validation on a data set: the whole of it (or ``steps`` batches) from its start each
+        time; a generator that is used up gives Keras's warning and no ``val_`` logs."""
+        def validate(cbs):
+            if not source.has_more():
+                source.warn_ran_out()
+                return {}
+            return self._test_source(source, cbs, steps, "fit: validation_data")
+        return validate
+
+    def _test_source(self, source, cbs, steps, where):
+        self.reset_metrics()
+        cbs.on_test_begin()
+        logs, st = {}, None
+        with source.epoch(steps, restart=True) as batches:
+            for step, batch in batches:
+                cbs.on_test_batch_begin(step)
+                xs, y_raw, y_t, sw = self._batch_arrays(batch, where)
+                if st is None:
+                    st = self._prepare(y_raw.shape)
+                self._test_step(st, xs, y_t, sw)
+                logs = self._logs()
+                cbs.on_test_batch_end(step, logs)
+        cbs.on_test_end(logs)
+        return logs
 
     def _standardize_validation(self, data):
         if not isinstance(data, (list, tuple)) or len(data) not in (2, 3):
@@ -591,6 +722,9 @@ class Trainer:
         if kwargs:
             raise TypeError(f"evaluate: unexpected arguments {sorted(kwargs)}")
         if distributed:
+            if _adapters.is_batch_source(x):
+                raise TypeError(f"evaluate(distributed=True): x must be NumPy arrays (the samples are "
+                                f"sharded over the processes); got a data set of type {type(x).__name__}")
             from .. import distributed as _distributed
             return _distributed.evaluate(self, x, y, batch_size=batch_size, verbose=verbose,
                                          sample_weight=sample_weight, steps=steps, callbacks=callbacks,
@@ -599,6 +733,12 @@ class Trainer:
         batch_size = 32 if batch_size is None else _check_int(batch_size, "evaluate: batch_size", 1)
         steps = _check_int(steps, "evaluate: steps", 1, allow_none=True)
         verbose = _check_verbose(verbose, "evaluate")
+        source = _adapters.batch_source(x, "evaluate")
+        if source is not None:
+            self._check_source_args(source, "evaluate", y, sample_weight)
+            cbs = CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1,
+                               steps=steps or source.num_batches)
+            return self._format_results(self._test_source(source, cbs, steps, "evaluate"), return_dict)
         xs = self._standardize_x(x)
         n = xs[0].shape[0]
         if n == 0:
@@ -623,6 +763,11 @@ class Trainer:
         batch_size = 32 if batch_size is None else _check_int(batch_size, "predict: batch_size", 1)
         steps = _check_int(steps, "predict: steps", 1, allow_none=True)
         verbose = _check_verbose(verbose, "predict")
+        source = _adapters.batch_source(x, "predict")
+        if source is not None:
+            cbs = CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1,
+                               steps=steps or source.num_batches)
+            return self._predict_source(source, cbs, steps)
         xs = self._standardize_x(x)
         n = xs[0].shape[0]
         total = math.ceil(n / batch_size)
@@ -653,6 +798,22 @@ class Trainer:
         if n == 0:
             results = [np.empty((0,) + tuple(0 if s is None else s for s in t.shape[1:]), np.float32)
                        if r is None else r for r, t in zip(results, self._outputs)]
+        return results[0] if len(results) == 1 else results
+
+    def _predict_source(self, source, cbs, steps):
+        """predict on a data set: each batch's ``x`` (targets ignored), outputs concatenated."""
+        parts = []
+        cbs.on_predict_begin()
+        with source.epoch(steps, restart=True) as batches:
+            for step, batch in batches:
+                cbs.on_predict_batch_begin(step)
+                x, _, _ = _adapters.unpack_batch(batch, "predict")
+                outs = self.predict_on_batch(x)
+                outs = outs if isinstance(outs, list) else [outs]
+                parts.append(outs)
+                cbs.on_predict_batch_end(step, {"outputs": outs})
+        cbs.on_predict_end()
+        results = [np.concatenate(column, axis=0) for column in zip(*parts)]
         return results[0] if len(results) == 1 else results
 
     # -- single batches -------------------------------------------------------------------------------

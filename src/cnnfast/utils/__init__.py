@@ -3,7 +3,9 @@ from .file_utils import (DownloadError, HashMismatchError, UnsafeArchiveError, c
                          hash_file, validate_file)
 from .numerical import normalize, to_categorical
 from .progbar import Progbar
+from .py_dataset import PyDataset
 from .random import set_random_seed
 
-__all__ = ["to_categorical", "normalize", "set_random_seed", "Progbar", "get_file", "validate_file",
-           "hash_file", "cnnfast_home", "DownloadError", "HashMismatchError", "UnsafeArchiveError"]
+__all__ = ["to_categorical", "normalize", "set_random_seed", "Progbar", "PyDataset", "get_file",
+           "validate_file", "hash_file", "cnnfast_home", "DownloadError", "HashMismatchError",
+           "UnsafeArchiveError"]
