@@ -3,8 +3,10 @@
 * ``save_model(model, "m.keras")`` / ``load_model("m.keras")``: architecture, weights, compile
   settings and optimizer state in one zip.
 * ``save_weights(model, "w.weights.npz")`` / ``load_weights(model, path)``.
-* ``load_torch_state_dict(model, state_dict_or_npz_path)``: weights of the same architecture
-  exported from PyTorch (see ``torch_import.py``).
+* ``load_torch_state_dict(model, state_dict_or_path)``: weights of the same architecture
+  exported from PyTorch (see ``torch_import.py``); ``read_pth`` / ``read_safetensors`` read
+  ``torch.save`` and safetensors files into NumPy arrays without torch and without running pickle
+  code (``torch_files.py``).
 
 The cnnfast file formats are implemented next to the model classes, in ``cnnfast.models``
 (``persistence.py``, the format in ``archive.py``, configs in ``serialization.py``), because
@@ -18,7 +20,8 @@ from __future__ import annotations
 from ..models.archive import InvalidFileError
 from ..models.persistence import load_model, load_weights, save_model, save_weights, weight_names
 from ..models.serialization import ConfigError
+from .torch_files import TorchFileError, read_pth, read_safetensors
 from .torch_import import load_torch_state_dict
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "load_torch_state_dict",
-           "weight_names", "InvalidFileError", "ConfigError"]
+           "read_pth", "read_safetensors", "TorchFileError", "weight_names", "InvalidFileError", "ConfigError"]

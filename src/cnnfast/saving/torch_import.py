@@ -1,9 +1,13 @@
 """Import weights from a PyTorch ``state_dict`` of the same architecture — never by unpickling.
 
 Pass the state dict as a mapping of names to arrays (``{k: v.numpy() for k, v in
-sd.items()}``, or the tensors themselves), or the path of an ``.npz`` written with
-``np.savez(path, **that_mapping)``. Tensors are matched to cnnfast's weighted layers **in order**
-(the order of ``model.weights`` and of the state dict), and converted:
+sd.items()}``, or the tensors themselves), or the path of a file: a ``torch.save``'d state dict
+(``.pth`` / ``.pt``, read without torch and without unpickling code, see ``torch_files.py``), a
+``.safetensors`` file, or an ``.npz`` written with ``np.savez(path, **that_mapping)``. Tensors are
+matched to cnnfast's weighted layers **in order** (the order of ``model.weights`` and of the state
+dict), or with ``by_name=True`` by name: layer ``L`` takes ``L.weight``, ``L.bias`` (and a
+BatchNormalization ``L.running_mean`` / ``L.running_var``), as models whose layers are named after
+the PyTorch modules are (``cnnfast.applications.torchvision``). They are converted:
 
 * Conv2d ``weight (out, in/groups, kh, kw)`` (OIHW) -> Conv2D kernel HWIO: ``transpose(2, 3, 1, 0)``;
 * depthwise Conv2d ``(cin*m, 1, kh, kw)`` -> DepthwiseConv2D ``(kh, kw, cin, m)``;
@@ -15,7 +19,8 @@ sd.items()}``, or the tensors themselves), or the path of an ``.npz`` written wi
   moving_variance (``num_batches_tracked`` is dropped). Build the cnnfast layer with PyTorch's
   ``eps`` as ``epsilon`` and ``1 - momentum`` as ``momentum`` to keep training behaviour equal.
 
-Any count or shape mismatch raises a ValueError naming the cnnfast layer and the PyTorch key.
+Any count or shape mismatch, and with ``by_name`` any missing or unused key, raises a ValueError
+naming the cnnfast layer and the PyTorch key.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ import os
 import numpy as np
 
 from ..models.archive import read_npz
+from .torch_files import read_torch_weights
 
 __all__ = ["load_torch_state_dict"]
 
@@ -40,13 +46,15 @@ def _to_numpy(value, key):
 def _read_state(state_dict):
     if isinstance(state_dict, (str, os.PathLike)):
         path = os.fspath(state_dict)
+        if not path.endswith(".npz"):
+            return list(read_torch_weights(path).items())
         with open(path, "rb") as f:
             data = f.read(os.path.getsize(path) + 1)
         arrays = read_npz(data, path)
         return list(arrays.items())
     if not hasattr(state_dict, "items"):
-        raise TypeError("load_torch_state_dict: expected a mapping {name: array} or the path of an .npz "
-                        f"file, got {type(state_dict).__name__}")
+        raise TypeError("load_torch_state_dict: expected a mapping {name: array} or the path of a "
+                        f".pth, .safetensors or .npz file, got {type(state_dict).__name__}")
     return [(str(k), _to_numpy(v, k)) for k, v in state_dict.items()]
 
 
@@ -84,13 +92,34 @@ def _weighted_layers(model):
     return out
 
 
-def load_torch_state_dict(model, state_dict) -> None:
-    """Copy PyTorch weights into ``model`` (see the module docstring for the mapping)."""
+def load_torch_state_dict(model, state_dict, by_name=False) -> None:
+    """Copy PyTorch weights into ``model`` (see the module docstring for the mapping).
+
+    ``by_name=False`` pairs tensors with layers in order; ``by_name=True`` takes the tensors of
+    layer ``L`` from the keys ``L.weight``, ``L.bias``, ... and requires every key to be used."""
+    if not by_name and isinstance(state_dict, (str, os.PathLike)) and \
+            os.fspath(state_dict).endswith(".safetensors"):
+        raise ValueError("load_torch_state_dict: a .safetensors file does not keep the state dict's order "
+                         "(its tensors are sorted), so it can only be matched by name: name the layers "
+                         "after the PyTorch modules and pass by_name=True")
     items = [(k, v) for k, v in _read_state(state_dict) if not k.endswith("num_batches_tracked")]
     pos = 0
+    by_key = dict(items)
+    if by_name and len(by_key) != len(items):
+        dupes = sorted({k for k, _ in items if sum(1 for j, _ in items if j == k) > 1})
+        raise ValueError(f"load_torch_state_dict: the state dict repeats keys {dupes[:5]}")
+    used = set()
 
     def take(layer, what):
         nonlocal pos
+        if by_name:
+            key = f"{layer.name}.{what}"
+            if key not in by_key:
+                raise ValueError(f"load_torch_state_dict: the state dict has no key {key!r} for the {what} "
+                                 f"of layer '{layer.name}' ({type(layer).__name__}); is it the same "
+                                 f"architecture?")
+            used.add(key)
+            return key, by_key[key]
         if pos >= len(items):
             raise ValueError(f"load_torch_state_dict: the state dict has no tensor left for the {what} of "
                              f"layer '{layer.name}' ({type(layer).__name__})")
@@ -149,7 +178,13 @@ def load_torch_state_dict(model, state_dict) -> None:
                 updates.append((var, arr))
         else:
             raise ValueError(f"load_torch_state_dict: no PyTorch mapping for layer '{layer.name}' ({kind})")
-    if pos != len(items):
+    if by_name:
+        unused = [k for k, _ in items if k not in used]
+        if unused:
+            raise ValueError(f"load_torch_state_dict: {len(unused)} tensors of the state dict match no layer "
+                             f"of model '{model.name}', starting with {unused[0]!r}; is it the same "
+                             f"architecture?")
+    elif pos != len(items):
         raise ValueError(f"load_torch_state_dict: {len(items) - pos} tensors of the state dict were not used, "
                          f"starting with {items[pos][0]!r}; is it the same architecture?")
     for var, arr in updates:
