@@ -177,6 +177,54 @@ def test_legacy_weights_file_loads_by_position(keras, keras_branchy, x_image, tm
                                rtol=1e-4, atol=1e-6)
 
 
+def as_keras2_file(path):
+    """Rewrite a legacy file the way Keras 2 and keras-applications wrote them: fixed-length byte
+    strings in ``layer_names``/``weight_names`` and TensorFlow's ``:0`` suffix on dataset names."""
+    with h5py.File(path, "a") as f:
+        names = [as_text(n) for n in f.attrs["layer_names"]]
+        f.attrs["layer_names"] = np.array([n.encode() for n in names], dtype="S")
+        for name in names:
+            group = f[name]
+            weight_names = [as_text(w) for w in group.attrs["weight_names"]]
+            for w in weight_names:
+                group.move(w, w + ":0")
+            group.attrs["weight_names"] = np.array([(w + ":0").encode() for w in weight_names], dtype="S")
+
+
+def test_keras2_style_legacy_file_loads(keras, rng, tmp_path):
+    k_model = sequential_model(keras)
+    k_model.set_weights(randomize(k_model.get_weights(), rng))
+    path = tmp_path / "keras2.h5"
+    write_legacy(keras, k_model, path)
+    as_keras2_file(path)
+    with h5py.File(path, "r") as f:
+        assert f.attrs["layer_names"].dtype.kind == "S"
+    model = sequential_model(cnnfast)
+    model.load_weights(path)
+    x = rng.normal(size=(3, 4)).astype(np.float32)
+    np.testing.assert_allclose(cnnfast_outputs(model, x), keras_outputs(k_model, x), rtol=1e-5, atol=1e-6)
+
+
+def test_legacy_frozen_nested_model_order(keras, keras_branchy, x_image, tmp_path):
+    """A frozen nested model lists all its weights as non-trainable, so its BN statistics move
+    ahead of the conv after it: the file order changes and must still line up."""
+    def freeze_inner(model):
+        inner = next(layer for layer in model.layers if hasattr(layer, "layers"))
+        inner.trainable = False
+
+    freeze_inner(keras_branchy)
+    path = tmp_path / "frozen.h5"
+    write_legacy(keras, keras_branchy, path)
+    model = branchy_model(cnnfast)
+    freeze_inner(model)
+    model.load_weights(path)
+    np.testing.assert_allclose(cnnfast_outputs(model, x_image), keras_outputs(keras_branchy, x_image),
+                               rtol=1e-4, atol=1e-6)
+    unfrozen = branchy_model(cnnfast)  # positions differ: the BN statistics meet a conv kernel
+    with pytest.raises(ValueError, match="expects shape"):
+        unfrozen.load_weights(path)
+
+
 def test_legacy_full_model_file_loads(keras, keras_branchy, x_image, tmp_path):
     path = tmp_path / "full.h5"
     with warnings.catch_warnings():
@@ -267,6 +315,32 @@ def test_truncated_file_is_refused_and_weights_unchanged(keras, keras_branchy, t
     garbage.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 4)
     with pytest.raises(InvalidFileError, match="HDF5"):
         model.load_weights(garbage)
+
+
+def test_damaged_bytes_raise_value_errors_only(tmp_path):
+    """Bytes overwritten anywhere in a file: the load succeeds (the damage hit data) or raises a
+    ValueError (InvalidFileError or a mismatch), never another exception, and a failed load
+    leaves the weights as they were."""
+    model = sequential_model(cnnfast)
+    path = tmp_path / "w.weights.h5"
+    model.save_weights(path)
+    data = path.read_bytes()
+    rng = np.random.default_rng(7)
+    target = sequential_model(cnnfast)
+    failures = 0
+    for trial in range(40):
+        damaged = bytearray(data)
+        offset = int(rng.integers(0, len(data) - 8))
+        damaged[offset:offset + 8] = rng.integers(0, 256, 8, dtype=np.uint8).tobytes()
+        bad = tmp_path / f"d{trial}.weights.h5"
+        bad.write_bytes(bytes(damaged))
+        before = snapshot(target)
+        try:
+            target.load_weights(bad)
+        except ValueError:
+            failures += 1
+            assert_unchanged(target, before)
+    assert failures > 0  # some of the damage hit the file's structure
 
 
 def test_other_architecture_and_missing_layer(keras, keras_branchy, tmp_path):

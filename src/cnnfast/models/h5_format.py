@@ -186,18 +186,18 @@ def _safe_child(h5py, parent, name, want_group, source):
             return None
         link = parent.get(name, getclass=True, getlink=True)
         if link in (h5py.SoftLink, h5py.ExternalLink):
-            raise InvalidFileError(f"{source}: '{parent.name}/{name}' is a {link.__name__}; links are "
+            raise InvalidFileError(f"load_weights: {source}: '{parent.name}/{name}' is a {link.__name__}; links are "
                                    "not allowed in weight files")
         obj = parent[name]
     except (OSError, KeyError, RuntimeError) as exc:
-        raise InvalidFileError(f"{source}: cannot read '{parent.name}/{name}' (truncated or corrupt "
+        raise InvalidFileError(f"load_weights: {source}: cannot read '{parent.name}/{name}' (truncated or corrupt "
                                f"file?): {exc}") from None
     kind = h5py.Group if want_group else h5py.Dataset
     if not isinstance(obj, kind):
-        raise InvalidFileError(f"{source}: '{obj.name}' should be an HDF5 "
+        raise InvalidFileError(f"load_weights: {source}: '{obj.name}' should be an HDF5 "
                                f"{'group' if want_group else 'dataset'}")
     if not want_group and (obj.external or obj.is_virtual):
-        raise InvalidFileError(f"{source}: dataset '{obj.name}' keeps its data outside the file")
+        raise InvalidFileError(f"load_weights: {source}: dataset '{obj.name}' keeps its data outside the file")
     return obj
 
 
@@ -205,7 +205,7 @@ def _safe_path(h5py, root, path, want_group, source):
     current = root
     parts = [p for p in path.split("/") if p]
     if not parts:
-        raise InvalidFileError(f"{source}: empty HDF5 path {path!r}")
+        raise InvalidFileError(f"load_weights: {source}: empty HDF5 path {path!r}")
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
         current = _safe_child(h5py, current, part, want_group or not last, source)
@@ -218,14 +218,14 @@ def _read_array(dataset, expected_shape, source, what):
     """The dataset as float32, after checking its dtype and that its shape is ``expected_shape``
     (None: any shape, but then nothing is read; the caller reports the mismatch)."""
     if dataset.dtype.kind not in "fiub":
-        raise InvalidFileError(f"{source}: {what} ('{dataset.name}') holds {dataset.dtype} data, "
+        raise InvalidFileError(f"load_weights: {source}: {what} ('{dataset.name}') holds {dataset.dtype} data, "
                                "expected numbers")
     if tuple(dataset.shape) != tuple(expected_shape):
         return None
     try:
         return np.asarray(dataset[()], dtype=np.float32).reshape(expected_shape)
     except (OSError, RuntimeError, ValueError) as exc:
-        raise InvalidFileError(f"{source}: cannot read {what} ('{dataset.name}'; truncated or corrupt "
+        raise InvalidFileError(f"load_weights: {source}: cannot read {what} ('{dataset.name}'; truncated or corrupt "
                                f"file?): {exc}") from None
 
 
@@ -241,7 +241,7 @@ def _string_list_attr(group, name, source):
                 chunks.append(group.attrs[f"{name}{i}"])
                 i += 1
     except (OSError, RuntimeError) as exc:
-        raise InvalidFileError(f"{source}: cannot read attribute {name!r} of '{group.name}': {exc}") from None
+        raise InvalidFileError(f"load_weights: {source}: cannot read attribute {name!r} of '{group.name}': {exc}") from None
     out = []
     for chunk in chunks:
         values = np.atleast_1d(np.asarray(chunk))
@@ -252,10 +252,10 @@ def _string_list_attr(group, name, source):
                 try:
                     v = v.decode("utf8")
                 except UnicodeDecodeError:
-                    raise InvalidFileError(f"{source}: attribute {name!r} of '{group.name}' is not "
+                    raise InvalidFileError(f"load_weights: {source}: attribute {name!r} of '{group.name}' is not "
                                            "UTF-8 text") from None
             if not isinstance(v, str):
-                raise InvalidFileError(f"{source}: attribute {name!r} of '{group.name}' should list "
+                raise InvalidFileError(f"load_weights: {source}: attribute {name!r} of '{group.name}' should list "
                                        f"strings, found {type(v).__name__}")
             out.append(v)
     return out
@@ -310,22 +310,30 @@ def _load_from(h5py, model, target, source, skip_mismatch, by_name):
     except (OSError, ValueError) as exc:
         raise InvalidFileError(f"load_weights: {source}: not a readable HDF5 file (truncated or "
                                f"corrupt?): {exc}") from None
-    with f:
-        if is_legacy_h5(f):
-            root = f
-            if "layer_names" not in f.attrs and "layer_names0" not in f.attrs:
-                root = _safe_child(h5py, f, "model_weights", True, source)
-            assignments = _match_legacy(h5py, root, model, source, skip_mismatch, by_name)
-        elif "layers" in f or "vars" in f:
-            if by_name:
-                raise ValueError(f"load_weights: by_name only applies to legacy HDF5 files; {source} is "
-                                 "in Keras 3's layout, where layers are matched by class and position")
-            assignments = _match_keras3(h5py, f, model, source, skip_mismatch)
-        else:
-            raise InvalidFileError(f"load_weights: {source}: not a Keras weights file (no 'layers' "
-                                   "group and no 'layer_names' attribute)")
+    try:
+        with f:
+            assignments = _match_file(h5py, f, model, source, skip_mismatch, by_name)
+    except (OSError, RuntimeError, KeyError) as exc:  # h5py's errors on damaged metadata
+        raise InvalidFileError(f"load_weights: {source}: cannot read the file (truncated or corrupt?): "
+                               f"{type(exc).__name__}: {exc}") from None
     for var, array in assignments:  # everything matched: only now touch the model
         var.value[...] = array
+
+
+def _match_file(h5py, f, model, source, skip_mismatch, by_name):
+    """``(variable, float32 array)`` for every weight the file sets, after all checks."""
+    if is_legacy_h5(f):
+        root = f
+        if "layer_names" not in f.attrs and "layer_names0" not in f.attrs:
+            root = _safe_child(h5py, f, "model_weights", True, source)
+        return _match_legacy(h5py, root, model, source, skip_mismatch, by_name)
+    if "layers" in f or "vars" in f:
+        if by_name:
+            raise ValueError(f"load_weights: by_name only applies to legacy HDF5 files; {source} is "
+                             "in Keras 3's layout, where layers are matched by class and position")
+        return _match_keras3(h5py, f, model, source, skip_mismatch)
+    raise InvalidFileError(f"load_weights: {source}: not a Keras weights file (no 'layers' "
+                           "group and no 'layer_names' attribute)")
 
 
 def _match_keras3(h5py, f, model, source, skip_mismatch):
@@ -340,7 +348,7 @@ def _match_keras3(h5py, f, model, source, skip_mismatch):
                           f"the file has {len(group)} there", source, skip_mismatch)
             continue
         group = _safe_path(h5py, f, f"{path}/vars", True, source)
-        stored = [] if group is None else sorted(group.keys())
+        stored = [] if group is None else sorted(str(key) for key in group.keys())
         expected_names = [str(i) for i in range(len(variables))]
         where = f"layer '{layer.name}' ({type(layer).__name__}, '{path}')"
         if stored != sorted(expected_names):
@@ -352,6 +360,8 @@ def _match_keras3(h5py, f, model, source, skip_mismatch):
         layer_arrays, ok = [], True
         for name, var in zip(expected_names, variables):
             dataset = _safe_child(h5py, group, name, False, source)
+            if dataset is None:  # listed by keys() yet not found: a damaged group
+                raise InvalidFileError(f"load_weights: {source}: cannot read '{path}/vars/{name}'")
             array = _read_array(dataset, var.shape, source, f"{where} weight {name}")
             if array is None:
                 _mismatch(f"{where} weight '{var.name}' has shape {var.shape}, the file's "
