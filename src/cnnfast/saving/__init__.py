@@ -2,7 +2,8 @@
 
 * ``save_model(model, "m.keras")`` / ``load_model("m.keras")``: architecture, weights, compile
   settings and optimizer state in one zip.
-* ``save_weights(model, "w.weights.npz")`` / ``load_weights(model, path)``.
+* ``save_weights(model, "w.weights.npz")`` / ``load_weights(model, path)``; also Keras's HDF5
+  files (``.weights.h5`` both ways, legacy ``.h5`` read; h5py, ``cnnfast[h5]``).
 * ``load_torch_state_dict(model, state_dict_or_path)``: weights of the same architecture
   exported from PyTorch (see ``torch_import.py``); ``read_pth`` / ``read_safetensors`` read
   ``torch.save`` and safetensors files into NumPy arrays without torch and without running pickle
