@@ -15,7 +15,7 @@ from cnnfast.applications.torchvision import _weights
 torch = pytest.importorskip("torch")
 
 TORCHVISION_PARAMS = {"resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032,
-                      "mobilenet_v2": 3_504_872, "vgg16": 138_357_544}
+                      "mobilenet_v2": 3_504_872, "vgg16": 138_357_544, "efficientnet_b0": 5_288_548}
 
 
 def _randomise_batch_norms(net):
@@ -79,7 +79,7 @@ def _torch_features(net, name):
     return net.features
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet34", "resnet50", "mobilenet_v2"])
+@pytest.mark.parametrize("name", ["resnet18", "resnet34", "resnet50", "mobilenet_v2", "efficientnet_b0"])
 def test_classifier_matches_torchvision(name, torchvision_models, pth_files):
     net = _torch_net(torchvision_models, name)
     model = getattr(tv, name)(weights=pth_files(name))
@@ -91,7 +91,7 @@ def test_classifier_matches_torchvision(name, torchvision_models, pth_files):
     assert sum(p.numel() for p in net.parameters()) == TORCHVISION_PARAMS[name]
 
 
-@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "efficientnet_b0"])
 @pytest.mark.parametrize("pooling", [None, "avg", "max"])
 def test_headless_matches_torchvision_features(name, pooling, torchvision_models, pth_files):
     net = _torch_net(torchvision_models, name)
@@ -124,6 +124,22 @@ def test_state_dict_mapping_and_custom_classes(torchvision_models):
     x = _images(seed=3)
     ref = torch.softmax(torch.from_numpy(_torch_forward(net, x)), dim=1).numpy()
     _assert_close(model.predict(x, verbose=0), ref)
+
+
+def test_efficientnet_stochastic_depth_rates_match_torchvision(torchvision_models):
+    """torchvision's StochasticDepth(p, "row") of each residual block is a per-sample Dropout here."""
+    net = _torch_net(torchvision_models, "efficientnet_b0")
+    model = tv.efficientnet_b0(include_top=False)
+    ref = {name.rsplit(".", 1)[0]: m.p for name, m in net.named_modules()
+           if type(m).__name__ == "StochasticDepth" and m.p > 0}
+    drop_rates = {}
+    for layer in model.layers:
+        if type(layer).__name__ == "Dropout":
+            assert layer.noise_shape[1:] == (1, 1, 1)
+            drop_rates[layer.name.rsplit(".", 1)[0]] = layer.rate
+    residual = {k: v for k, v in ref.items() if getattr(net.get_submodule(k), "use_res_connect", False)}
+    assert drop_rates == pytest.approx(residual)
+    assert len(drop_rates) == 9
 
 
 def test_vgg16_with_and_without_head(torchvision_models, pth_files):

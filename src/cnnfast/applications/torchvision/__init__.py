@@ -10,7 +10,8 @@
 Each builder mirrors the torchvision model of the same name exactly (same layers, same parameter
 count, same outputs on the same weights, up to float rounding) and names its layers after the
 torchvision ``state_dict`` keys, so that weights map by name (``layer1.0.conv1``,
-``features.3.conv.1.0``, ...). Keyword arguments are those of Keras's applications:
+``features.3.conv.1.0``, ...): ``resnet18``, ``resnet34``, ``resnet50``, ``mobilenet_v2``,
+``vgg16``, ``efficientnet_b0``. Keyword arguments are those of Keras's applications:
 
 * ``weights``: None (random), ``"imagenet"`` / ``"DEFAULT"`` (torchvision's default ImageNet
   weights), a torchvision weight name such as ``"IMAGENET1K_V1"``, the path of a ``state_dict``
@@ -28,10 +29,11 @@ padding is explicit ``padding=((p, p), (p, p))`` (also at stride 2); ReLU6 is ``
 """
 from ._weights import DEFAULT as DEFAULT_WEIGHTS
 from ._weights import PUBLISHED as PUBLISHED_WEIGHTS
+from .efficientnet import efficientnet_b0
 from .imagenet import decode_predictions, preprocess_input
 from .mobilenet_v2 import mobilenet_v2
 from .resnet import resnet18, resnet34, resnet50
 from .vgg import vgg16
 
-__all__ = ["resnet18", "resnet34", "resnet50", "mobilenet_v2", "vgg16", "preprocess_input",
+__all__ = ["resnet18", "resnet34", "resnet50", "mobilenet_v2", "vgg16", "efficientnet_b0", "preprocess_input",
            "decode_predictions", "PUBLISHED_WEIGHTS", "DEFAULT_WEIGHTS"]
