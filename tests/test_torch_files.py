@@ -263,6 +263,17 @@ def test_forged_persistent_ids_and_views_are_refused(tmp_path):
         read_pth(unknown_storage)
 
 
+def test_pickle_cannot_rewrite_a_checked_tensor_record(tmp_path):
+    """BUILD with a slot state would set a tensor's stride after _rebuild_tensor_v2 checked it."""
+    record = {"0": np.arange(4, dtype=np.float32).tobytes()}
+    good = _state_dict_pickle([("w", "0", "FloatStorage", 4, 0, (4,), (1,))])
+    tensor_end = good.rindex(b"Ru.") + 1
+    evil = good[:tensor_end] + b"N}" + _ops("stride") + _ops((-100000,)) + b"s\x86b" + good[tensor_end:]
+    path = _write_pth(tmp_path / "rewrite.pth", evil, record)
+    with pytest.raises(RefusedPickleError, match="refused attempt to set the state of a Tensor record"):
+        read_pth(path)
+
+
 def test_big_endian_archives_and_other_prefixes(tmp_path):
     values = np.array([1.5, -2.0, 3.25], dtype=">f4")
     path = _write_pth(tmp_path / "be.pth", _state_dict_pickle([("w", "0", "FloatStorage", 3, 0, (3,), (1,))]),

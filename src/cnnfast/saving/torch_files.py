@@ -49,16 +49,27 @@ class RefusedPickleError(TorchFileError, pickle.UnpicklingError):
 
 # ------------------------------------------------------------------------------------------------
 # stand-ins for the globals a state-dict pickle names
-class _StorageType:
+class _Sealed:
+    """The records below are built only by the stand-in functions, which check their fields. A
+    pickle's BUILD opcode would otherwise set their slots to anything (a negative stride, say,
+    that as_strided would follow out of the buffer): BUILD calls ``__setstate__``, which refuses."""
+
+    __slots__ = ()
+
+    def __setstate__(self, state):
+        raise RefusedPickleError(f"refused attempt to set the state of a {type(self).__name__.lstrip('_')} record")
+
+    def __reduce__(self):  # never pickled back out
+        raise TypeError(f"{type(self).__name__} records are not picklable")
+
+
+class _StorageType(_Sealed):
     """Stands for a class such as ``torch.FloatStorage``: only its element type matters."""
 
     __slots__ = ("name", "dtype")
 
     def __init__(self, name, dtype):
         self.name, self.dtype = name, dtype
-
-    def __reduce__(self):  # never pickled back out
-        raise TypeError("storage type stand-ins are not picklable")
 
 
 _STORAGE_DTYPES = {
@@ -69,7 +80,7 @@ _STORAGE_DTYPES = {
 _STORAGE_TYPES = {name: _StorageType(name, dtype) for name, dtype in _STORAGE_DTYPES.items()}
 
 
-class _Storage:
+class _Storage(_Sealed):
     """A persistent id resolved: which zip record holds the data, its element type and count."""
 
     __slots__ = ("key", "type", "numel")
@@ -78,7 +89,7 @@ class _Storage:
         self.key, self.type, self.numel = key, storage_type, numel
 
 
-class _Tensor:
+class _Tensor(_Sealed):
     """What ``_rebuild_tensor_v2`` would build: a strided view of a storage."""
 
     __slots__ = ("storage", "offset", "size", "stride")

@@ -81,7 +81,7 @@ def model_input(fn, input_shape, input_tensor, min_size=32, channels_fixed=True)
         shape = tuple(input_tensor.shape[1:])
     else:
         shape = (None, None, 3) if input_shape is None else tuple(input_shape)
-    if len(shape) != 4 - 1 or not all(s is None or (isinstance(s, int) and s > 0) for s in shape):
+    if len(shape) != 3 or not all(s is None or (isinstance(s, int) and s > 0) for s in shape):
         raise ValueError(f"{fn}: input_shape must be (height, width, 3) with positive or None sizes, "
                          f"got {shape!r}")
     if channels_fixed and shape[2] != 3:
