@@ -440,3 +440,36 @@ def test_h5py_is_optional(tmp_path, monkeypatch):
         model.save_weights(tmp_path / "w.weights.h5")
     with pytest.raises(ImportError, match=r"load_weights.*cnnfast\[h5\]"):
         model.load_weights(tmp_path / "w.h5")
+
+
+# --------------------------------------------------------------------------------------------
+# Keras applications: a legacy file Keras writes for its MobileNetV2
+
+def test_keras_mobilenet_v2_legacy_file_loads_into_cnnfast_application(keras, rng, tmp_path):
+    applications = pytest.importorskip("cnnfast.applications")
+    k_model = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), alpha=0.35,
+                                             classifier_activation=None)
+    # Keras's initial kernels; random BN parameters and statistics, mild enough for 50 layers
+    k_model.set_weights([w if w.ndim > 1 else rng.uniform(0.5, 1.5, w.shape).astype(np.float32)
+                         for w in k_model.get_weights()])
+    path = tmp_path / "mobilenet_v2.h5"
+    write_legacy(keras, k_model, path)  # the layout of keras-applications' published files
+    model = applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), alpha=0.35,
+                                     classifier_activation=None)
+    model.load_weights(path)
+    weighted = [layer for layer in k_model.layers if layer.weights]
+    assert len(weighted) == 105
+    for k_layer in weighted:  # the same names: every layer got its own arrays
+        for a, b in zip(model.get_layer(k_layer.name).get_weights(), k_layer.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    x = rng.uniform(-1.0, 1.0, size=(2, 32, 32, 3)).astype(np.float32)
+    expected = keras_outputs(k_model, x)
+    np.testing.assert_allclose(cnnfast_outputs(model, x), expected, rtol=1e-4,
+                               atol=1e-4 * np.abs(expected).max())
+    # and the Keras 3 layout, both ways
+    model.save_weights(tmp_path / "m.weights.h5")
+    again = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), alpha=0.35,
+                                           classifier_activation=None)
+    again.load_weights(tmp_path / "m.weights.h5")
+    for a, b in zip(again.get_weights(), k_model.get_weights()):
+        np.testing.assert_array_equal(a, b)
