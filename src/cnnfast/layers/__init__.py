@@ -3,14 +3,18 @@
     from cnnfast import layers
     x = layers.Conv2D(32, 3, activation="relu")(inputs)
 """
-from .activation import LeakyReLU, ReLU, Softmax
+from .activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from .base import Input, InputLayer, KerasTensor, Layer, Variable
 from .conv import Conv2D, Conv2DTranspose, DepthwiseConv2D
 from .core import Activation, Dense, Dropout, Rescaling
+from .identity import Identity
 from .merging import (Add, Average, Concatenate, Multiply, Subtract, add, average, concatenate,
                       multiply, subtract)
 from .normalization import BatchNormalization
 from .preprocessing import Normalization
+from .regularization import (ActivityRegularization, AlphaDropout, GaussianDropout, GaussianNoise,
+                             SpatialDropout1D, SpatialDropout2D, SpatialDropout3D)
+from .sample_normalization import GroupNormalization, LayerNormalization, UnitNormalization
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D,
                       GlobalMaxPool2D, GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
 from .reshaping import Cropping2D, Flatten, Permute, Reshape, UpSampling2D, ZeroPadding2D
@@ -27,6 +31,9 @@ __all__ = ["Layer", "Variable", "KerasTensor", "Input", "InputLayer", "Dense", "
            "Flatten", "Reshape", "Permute", "UpSampling2D", "ZeroPadding2D", "Cropping2D", "ReLU", "LeakyReLU",
            "Softmax", "BatchNormalization", "Add", "Subtract", "Multiply", "Average", "Concatenate",
            "add", "subtract", "multiply", "average", "concatenate"]
+__all__ += ["LayerNormalization", "GroupNormalization", "UnitNormalization", "SpatialDropout1D",
+            "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
+            "ActivityRegularization", "PReLU", "ELU", "Identity"]
 
 # Classes that may be rebuilt from a saved config (the loader's allow-list; models add theirs).
 SERIALIZABLE = {cls.__name__: cls for cls in (
@@ -35,3 +42,7 @@ SERIALIZABLE = {cls.__name__: cls for cls in (
     MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, Flatten, Reshape,
     Permute, UpSampling2D, ZeroPadding2D, Cropping2D, ReLU, LeakyReLU, Softmax, BatchNormalization, Add,
     Subtract, Multiply, Average, Concatenate)}
+SERIALIZABLE.update({cls.__name__: cls for cls in (
+    LayerNormalization, GroupNormalization, UnitNormalization, SpatialDropout1D, SpatialDropout2D,
+    SpatialDropout3D, GaussianNoise, GaussianDropout, AlphaDropout, ActivityRegularization, PReLU, ELU,
+    Identity)})

@@ -1,15 +1,16 @@
-"""Activation layers: ReLU, LeakyReLU, Softmax (Keras argument names and defaults)."""
+"""Activation layers: ReLU, LeakyReLU, PReLU, ELU, Softmax (Keras argument names and defaults)."""
 from __future__ import annotations
 
 import warnings
 
 import numpy as np
 
+from .. import initializers as _initializers
 from .. import ops
 from ..ops._checks import as_float, as_int
-from .base import Layer, buffer
+from .base import Layer, buffer, grad_target
 
-__all__ = ["ReLU", "LeakyReLU", "Softmax"]
+__all__ = ["ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax"]
 
 
 class ReLU(Layer):
@@ -89,6 +90,102 @@ class LeakyReLU(Layer):
     def get_config(self):
         config = super().get_config()
         config["negative_slope"] = self.negative_slope
+        return config
+
+
+class PReLU(Layer):
+    """Parametric ReLU: ``x`` if ``x > 0`` else ``alpha * x``, with a learned ``alpha`` per input
+    element (``keras.layers.PReLU``).
+
+    ``alpha`` has the input's shape without the batch axis; each axis in ``shared_axes`` (1-based
+    input axes, as in Keras) shares one alpha, e.g. ``shared_axes=[1, 2]`` on NHWC images gives one
+    alpha per channel (PyTorch's ``nn.PReLU(num_parameters=C)``).
+    """
+
+    def __init__(self, alpha_initializer="Zeros", alpha_regularizer=None, alpha_constraint=None,
+                 shared_axes=None, **kwargs):
+        super().__init__(**kwargs)
+        op = f"PReLU '{self.name}'"
+        for key, value in (("alpha_regularizer", alpha_regularizer), ("alpha_constraint", alpha_constraint)):
+            if value is not None:
+                raise NotImplementedError(f"{op}: {key} is not supported by cnnfast")
+        self.alpha_initializer = _initializers.get(alpha_initializer, f"{op}: alpha_initializer")
+        if shared_axes is None:
+            self.shared_axes = None
+        else:
+            axes = list(shared_axes) if isinstance(shared_axes, (list, tuple)) else [shared_axes]
+            self.shared_axes = [as_int(a, op, "shared_axes", 1) for a in axes]
+        self.alpha = None
+
+    def build(self, input_shape):
+        op = f"PReLU '{self.name}'"
+        ndim = len(input_shape)
+        shared = set(self.shared_axes or ())
+        if any(a >= ndim for a in shared):
+            raise ValueError(f"{op}: shared_axes {self.shared_axes} must name input axes 1..{ndim - 1} "
+                             f"of the input shape {tuple(input_shape)}")
+        shape = tuple(1 if a in shared else input_shape[a] for a in range(1, ndim))
+        if any(s is None for s in shape):
+            raise ValueError(f"{op}: every axis not in shared_axes needs a defined size to size alpha, "
+                             f"got input shape {tuple(input_shape)} and shared_axes={self.shared_axes}")
+        self.alpha = self.add_weight(shape, self.alpha_initializer, name="alpha")
+        self._input_spec = (ndim, {a: input_shape[a] for a in range(1, ndim) if a not in shared})
+        self._reduce_axes = (0,) + tuple(a for a in sorted(shared))
+
+    def forward(self, x, training, ctx):
+        ctx["x"] = x
+        y = np.multiply(np.minimum(x, 0), self.alpha.value, out=buffer(ctx, "y", x.shape))
+        y += np.maximum(x, 0)
+        return y
+
+    def backward(self, dy, ctx, need_dx):
+        x = ctx["x"]
+        if self._trainable:
+            # d/d alpha of alpha * min(x, 0), summed over the batch and the shared axes, in float64
+            g = (dy.astype(np.float64) * np.minimum(x, 0)).sum(axis=self._reduce_axes, keepdims=True)[0]
+            slot, acc = grad_target(self.alpha)
+            if acc:
+                slot += g.astype(np.float32)
+            else:
+                slot[...] = g
+        if not need_dx:
+            return None
+        return np.where(x > 0, dy, dy * self.alpha.value).astype(np.float32, copy=False)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(alpha_initializer=_initializers.serialize(self.alpha_initializer),
+                      alpha_regularizer=None, alpha_constraint=None,
+                      shared_axes=None if self.shared_axes is None else list(self.shared_axes))
+        return config
+
+
+class ELU(Layer):
+    """Exponential linear unit: ``x`` if ``x > 0`` else ``alpha * (exp(x) - 1)``
+    (``keras.layers.ELU``, default ``alpha=1.0``)."""
+
+    def __init__(self, alpha=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.alpha = as_float(alpha, f"ELU '{self.name}'", "alpha")
+
+    def forward(self, x, training, ctx):
+        negative = np.float32(self.alpha) * np.expm1(np.minimum(x, 0))
+        y = np.where(x > 0, x, negative).astype(np.float32, copy=False)
+        ctx.update(x=x, y=y)
+        return y
+
+    def backward(self, dy, ctx, need_dx):
+        if not need_dx:
+            return None
+        x, y = ctx["x"], ctx["y"]
+        # below zero, d/dx alpha * (exp(x) - 1) = alpha * exp(x) = y + alpha
+        return np.where(x > 0, dy, dy * (y + np.float32(self.alpha))).astype(np.float32, copy=False)
+
+    def get_config(self):
+        # Keras 3's ELU leaves alpha out of its config (so a reloaded ELU(alpha=0.5) has alpha 1);
+        # cnnfast saves it, and Keras's constructor accepts it.
+        config = super().get_config()
+        config["alpha"] = self.alpha
         return config
 
 

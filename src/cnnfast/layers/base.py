@@ -37,7 +37,7 @@ from ..ops._checks import human_bytes
 
 __all__ = ["Layer", "Variable", "KerasTensor", "Node", "InputLayer", "Input", "buffer", "grad_target",
            "new_grad_generation", "set_rng_step", "rng_step", "to_snake_case", "unique_name",
-           "standardize_shape"]
+           "standardize_shape", "add_layer_loss", "collect_layer_losses"]
 
 # --------------------------------------------------------------------------------------------
 # names
@@ -93,6 +93,7 @@ class _StepState(threading.local):
     budget = None           # (remaining floats, source file) while a file loads in this thread
     skip_init = False       # weights created while loading are zeros, overwritten by the file
     recording = False       # a backward pass will follow the forward pass in progress
+    layer_losses = None     # the losses layers add in the forward pass in progress (a list), or None
 
 
 _STATE = _StepState()
@@ -152,6 +153,32 @@ class record_for_backward:
     def __exit__(self, *exc):
         _STATE.recording = self._saved
         return False
+
+
+def add_layer_loss(value) -> None:
+    """Add ``value`` to the loss of the training or evaluation step in progress in this thread
+    (Keras's ``Layer.add_loss``, e.g. ActivityRegularization's penalty). Outside such a step (an
+    eager call, predict) nothing collects it. The layer's backward adds the loss's gradient."""
+    if _STATE.layer_losses is not None:
+        _STATE.layer_losses.append(float(value))
+
+
+class collect_layer_losses:
+    """Context manager around a model's forward pass: ``total`` is then the sum of the losses
+    layers added with :func:`add_layer_loss` (0.0 when none did)."""
+
+    def __enter__(self):
+        self._saved = _STATE.layer_losses
+        _STATE.layer_losses = self._losses = []
+        return self
+
+    def __exit__(self, *exc):
+        _STATE.layer_losses = self._saved
+        return False
+
+    @property
+    def total(self) -> float:
+        return float(sum(self._losses))
 
 
 def buffer(ctx: dict, key: str, shape: tuple) -> np.ndarray:

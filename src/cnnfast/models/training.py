@@ -411,12 +411,15 @@ class Trainer:
     # -- steps ----------------------------------------------------------------------------------------
     def _step_loss(self, st, xs, y, sw, training):
         ctxs = self._contexts("train" if training else "test")
-        out = self._run_forward(xs, training, ctxs)[0]
+        with _base.collect_layer_losses() as layer_losses:
+            out = self._run_forward(xs, training, ctxs)[0]
         loss, dy = st.loss_fn(y, out, sw)
         if self._loss_weight != 1.0:
             loss *= self._loss_weight
             dy *= np.float32(self._loss_weight)
-        return ctxs, out, loss, dy
+        # losses added by layers (ActivityRegularization) count in full, as in Keras; their
+        # gradients are added by those layers' backward passes
+        return ctxs, out, loss + layer_losses.total, dy
 
     def _update_metrics(self, st, y, out, sw, loss, n):
         self._loss_tracker.total += loss * n
