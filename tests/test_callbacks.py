@@ -125,8 +125,8 @@ def test_model_checkpoint_templates_and_best_only(data, tmp_path):
 def test_model_checkpoint_bad_paths():
     with pytest.raises(ValueError, match="must end in '.keras'"):
         callbacks.ModelCheckpoint("model.h5")
-    with pytest.raises(ValueError, match="not HDF5"):
-        callbacks.ModelCheckpoint("w.weights.h5", save_weights_only=True)
+    with pytest.raises(ValueError, match="must end in '.weights.npz' or '.weights.h5'"):
+        callbacks.ModelCheckpoint("w.h5", save_weights_only=True)
     with pytest.raises(ValueError, match="must end in '.weights.npz'"):
         callbacks.ModelCheckpoint("w.npz", save_weights_only=True)
     with pytest.raises(ValueError, match="unrecognized save_freq"):

@@ -473,3 +473,15 @@ def test_keras_mobilenet_v2_legacy_file_loads_into_cnnfast_application(keras, rn
     again.load_weights(tmp_path / "m.weights.h5")
     for a, b in zip(again.get_weights(), k_model.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_model_checkpoint_writes_keras_weights(keras, rng, tmp_path):
+    model = sequential_model(cnnfast)
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = rng.normal(size=(8, 4)).astype(np.float32), rng.normal(size=(8, 3)).astype(np.float32)
+    checkpoint = cnnfast.callbacks.ModelCheckpoint(str(tmp_path / "e{epoch}.weights.h5"),
+                                                   save_weights_only=True)
+    model.fit(x, y, epochs=2, batch_size=4, verbose=0, callbacks=[checkpoint])
+    k_model = sequential_model(keras)
+    k_model.load_weights(tmp_path / "e2.weights.h5")
+    np.testing.assert_allclose(keras_outputs(k_model, x), cnnfast_outputs(model, x), rtol=1e-5, atol=1e-6)

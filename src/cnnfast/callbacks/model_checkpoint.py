@@ -1,4 +1,5 @@
-"""ModelCheckpoint: save the model (``.keras``) or its weights (``.weights.npz``) during training.
+"""ModelCheckpoint: save the model (``.keras``) or its weights (``.weights.npz``, or Keras's
+``.weights.h5``) during training.
 
 ``filepath`` may hold ``str.format`` fields filled from the epoch (1-based) and the logs, e.g.
 ``"ckpt-{epoch:02d}-{val_loss:.2f}.keras"``. ``save_best_only`` keeps only improvements of
@@ -32,12 +33,10 @@ class ModelCheckpoint(Callback):
                              "or a positive integer number of batches")
         self.save_freq = save_freq
         if self.save_weights_only:
-            if self.filepath.endswith(".h5"):
-                raise ValueError("ModelCheckpoint: cnnfast saves weights as NumPy archives, not HDF5; "
-                                 f"use a filepath ending in '.weights.npz', got {self.filepath!r}")
-            if not self.filepath.endswith(".weights.npz"):
+            if not self.filepath.endswith((".weights.npz", ".weights.h5")):
                 raise ValueError("ModelCheckpoint: when save_weights_only=True the filepath must end "
-                                 f"in '.weights.npz', got {self.filepath!r}")
+                                 f"in '.weights.npz' or '.weights.h5' (Keras's HDF5 layout, needs h5py), "
+                                 f"got {self.filepath!r}")
         elif not self.filepath.endswith(".keras"):
             raise ValueError("ModelCheckpoint: the filepath must end in '.keras' (or use "
                              f"save_weights_only=True with '.weights.npz'), got {self.filepath!r}")

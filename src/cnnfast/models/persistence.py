@@ -149,7 +149,8 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     source = os.fspath(filepath)
     if source.endswith(".h5") or source.endswith(".hdf5"):
         raise ValueError(f"load_model: {source!r}: HDF5 files are not supported; cnnfast reads its "
-                         "own .keras zip files")
+                         "own .keras zip files. For the weights of a Keras HDF5 file, build the same "
+                         "architecture in cnnfast and call model.load_weights(path)")
     members = read_archive(source)
     for required in ("metadata.json", "config.json"):
         if required not in members:
