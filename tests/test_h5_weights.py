@@ -150,6 +150,31 @@ def test_keras3_round_trip_sequential_nested(keras, rng, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def normalization_model(lib):
+    L = lib.layers
+    return lib.models.Sequential([L.Input((5, 5, 6)), L.Normalization(), L.Conv2D(8, 3),
+                                  L.LayerNormalization(), L.PReLU(), L.GroupNormalization(groups=4),
+                                  L.Flatten(), L.Dense(3)])
+
+
+def test_normalization_and_prelu_layers_both_layouts(keras, rng, tmp_path):
+    """Normalization (mean, variance, count), LayerNormalization, GroupNormalization, PReLU."""
+    k_model = normalization_model(keras)
+    k_model.set_weights(randomize(k_model.get_weights(), rng))
+    x = rng.normal(size=(2, 5, 5, 6)).astype(np.float32)
+    expected = keras_outputs(k_model, x)
+    k_model.save_weights(tmp_path / "k.weights.h5")
+    write_legacy(keras, k_model, tmp_path / "k.h5")
+    for path in ("k.weights.h5", "k.h5"):
+        model = normalization_model(cnnfast)
+        model.load_weights(tmp_path / path)
+        np.testing.assert_allclose(cnnfast_outputs(model, x), expected, rtol=1e-4, atol=1e-5)
+    model.save_weights(tmp_path / "c.weights.h5")
+    again = normalization_model(keras)
+    again.load_weights(tmp_path / "c.weights.h5")
+    np.testing.assert_allclose(keras_outputs(again, x), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_keras_zip_weights_load(keras, keras_branchy, x_image, tmp_path):
     path = tmp_path / "k.keras"
     keras_branchy.save(path)
