@@ -116,6 +116,10 @@ def test_reads_every_dtype_and_view_torch_writes(torch, tmp_path):
         assert out[name].shape == ref.shape, name
         np.testing.assert_array_equal(out[name], ref, err_msg=name)
         assert out[name].flags.writeable and out[name].flags.c_contiguous
+    # tensors sharing a storage come back as separate arrays
+    before = out["transposed"].copy()
+    out["shares_storage"] += 1
+    np.testing.assert_array_equal(out["transposed"], before)
     assert read_torch_weights(path).keys() == out.keys()
 
 
@@ -152,6 +156,24 @@ def test_load_torch_state_dict_takes_pth_and_safetensors_paths(torch, tmp_path):
                                layers.Flatten(), layers.Dense(5, name="3")])
     load_torch_state_dict(named, tmp_path / "w.safetensors", by_name=True)
     np.testing.assert_allclose(named.predict(x, verbose=0), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_wrong_architecture_files_name_the_key_and_layer(torch, tmp_path):
+    from cnnfast import layers, models
+    torch.save(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Flatten(),
+                                   torch.nn.Linear(8 * 6 * 6, 5)).state_dict(), tmp_path / "other.pth")
+    model = models.Sequential([layers.Input((8, 8, 3)), layers.Conv2D(4, 3, name="0"), layers.Flatten(),
+                               layers.Dense(5, name="2")])
+    with pytest.raises(ValueError, match=r"layer '0' \(Conv2D\) weight expects a tensor of shape \(4, 3, 3, 3\), "
+                                         r"got '0.weight' with shape \(8, 3, 3, 3\)"):
+        load_torch_state_dict(model, tmp_path / "other.pth")
+    torch.save(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(144, 5),
+                                   torch.nn.Linear(5, 2)).state_dict(), tmp_path / "longer.pth")
+    with pytest.raises(ValueError, match=r"match no layer of model .* starting with '3.weight' \(the model has "
+                                         r"no weighted layer '3'"):
+        load_torch_state_dict(model, tmp_path / "longer.pth", by_name=True)
+    with pytest.raises(ValueError, match=r"2 tensors of the state dict were not used, starting with '3.weight'"):
+        load_torch_state_dict(model, tmp_path / "longer.pth")
 
 
 def test_reader_works_where_torch_cannot_be_imported(torch, tmp_path):

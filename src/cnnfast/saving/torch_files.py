@@ -209,14 +209,15 @@ def _storage_array(zf, prefix, storage, byteorder, cache, path):
     if info.file_size < nbytes:
         raise TorchFileError(f"read_pth: {path}: record {name!r} holds {info.file_size} bytes, but its "
                              f"{storage.type.name} of {storage.numel} elements needs {nbytes}")
+    raw = bytearray(nbytes)   # writable, so a tensor that is its whole storage needs no copy
     try:
         with zf.open(info) as f:
-            raw = f.read(nbytes)
+            got = f.readinto(raw)
     except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
         raise TorchFileError(f"read_pth: {path}: cannot read record {name!r} ({e}); the file is "
                              f"truncated or corrupted") from None
-    if len(raw) != nbytes:
-        raise TorchFileError(f"read_pth: {path}: record {name!r} ended after {len(raw)} of {nbytes} bytes")
+    if got != nbytes:
+        raise TorchFileError(f"read_pth: {path}: record {name!r} ended after {got} of {nbytes} bytes")
     order = ">" if byteorder == "big" else "<"
     if code == "bfloat16":
         arr = _bfloat16_to_float32(np.frombuffer(raw, dtype=order + "u2"))
@@ -228,18 +229,19 @@ def _storage_array(zf, prefix, storage, byteorder, cache, path):
     return arr
 
 
-def _tensor_to_numpy(t: _Tensor, key, zf, prefix, byteorder, cache, path) -> np.ndarray:
+def _tensor_to_numpy(t: _Tensor, key, zf, prefix, byteorder, cache, sole_user, path) -> np.ndarray:
     flat = _storage_array(zf, prefix, t.storage, byteorder, cache, path)
     count = math.prod(t.size)
-    if count:
-        last = t.offset + sum((n - 1) * s for n, s in zip(t.size, t.stride))
-        if last >= flat.size:
-            raise TorchFileError(f"read_pth: {path}: tensor {key!r} (size {t.size}, stride {t.stride}, "
-                                 f"offset {t.offset}) reaches element {last} of a storage of {flat.size}")
-        view = np.lib.stride_tricks.as_strided(flat[t.offset:], shape=t.size,
-                                               strides=[s * flat.itemsize for s in t.stride], writeable=False)
-    else:
-        view = np.empty(t.size, dtype=flat.dtype)
+    if not count:
+        return _as_compute_dtype(np.empty(t.size, dtype=flat.dtype))
+    last = t.offset + sum((n - 1) * s for n, s in zip(t.size, t.stride))
+    if last >= flat.size:
+        raise TorchFileError(f"read_pth: {path}: tensor {key!r} (size {t.size}, stride {t.stride}, "
+                             f"offset {t.offset}) reaches element {last} of a storage of {flat.size}")
+    view = np.lib.stride_tricks.as_strided(flat[t.offset:], shape=t.size,
+                                           strides=[s * flat.itemsize for s in t.stride], writeable=False)
+    if sole_user and t.offset == 0 and count == flat.size and view.flags.c_contiguous and flat.flags.writeable:
+        return _as_compute_dtype(flat.reshape(t.size))   # the tensor is its storage, which nothing else shares
     return _as_compute_dtype(np.array(view, order="C"))  # an owned, C-ordered copy
 
 
@@ -301,9 +303,13 @@ def read_pth(path) -> dict:
         except Exception as e:  # a damaged pickle stream: report it, never crash
             raise TorchFileError(f"read_pth: {path}: data.pkl is not a valid pickle ({type(e).__name__}: "
                                  f"{e})") from None
+        tensors = _collect(obj, path)
+        users: dict = {}
+        for _, t in tensors:
+            users[t.storage.key] = users.get(t.storage.key, 0) + 1
         cache: dict = {}
-        return {key: _tensor_to_numpy(t, key, zf, prefix, byteorder, cache, path)
-                for key, t in _collect(obj, path)}
+        return {key: _tensor_to_numpy(t, key, zf, prefix, byteorder, cache, users[t.storage.key] == 1, path)
+                for key, t in tensors}
 
 
 # ------------------------------------------------------------------------------------------------

@@ -159,10 +159,10 @@ def load_torch_state_dict(model, state_dict, by_name=False) -> None:
             hwc = _flatten_source_shape(owner, layer)
             if hwc is not None and None not in hwc and np.prod(hwc) == n_in:
                 h, wd, c = hwc
-                kernel = w.reshape(n_out, c, h, wd).transpose(2, 3, 1, 0).reshape(h * wd * c, n_out)
+                # a (h, w, c, out) view of the kernel takes the permuted rows in one strided copy
+                updates.append((layer.kernel, w.reshape(n_out, c, h, wd).transpose(2, 3, 1, 0), (h, wd, c, n_out)))
             else:
-                kernel = w.T
-            updates.append((layer.kernel, kernel))
+                updates.append((layer.kernel, w.T))
             if layer.bias is not None:
                 key, bias = take(layer, "bias")
                 check(layer, "bias", key, bias, layer.bias.shape)
@@ -181,11 +181,15 @@ def load_torch_state_dict(model, state_dict, by_name=False) -> None:
     if by_name:
         unused = [k for k, _ in items if k not in used]
         if unused:
+            module = unused[0].rsplit(".", 1)[0]
             raise ValueError(f"load_torch_state_dict: {len(unused)} tensors of the state dict match no layer "
-                             f"of model '{model.name}', starting with {unused[0]!r}; is it the same "
-                             f"architecture?")
+                             f"of model '{model.name}', starting with {unused[0]!r} (the model has no "
+                             f"weighted layer '{module}' taking it); is it the same architecture?")
     elif pos != len(items):
         raise ValueError(f"load_torch_state_dict: {len(items) - pos} tensors of the state dict were not used, "
                          f"starting with {items[pos][0]!r}; is it the same architecture?")
-    for var, arr in updates:
-        var.value[...] = arr
+    for var, arr, *target_shape in updates:   # only now, so that an error leaves the model unchanged
+        target = var.value.view()
+        if target_shape:
+            target.shape = target_shape[0]   # a view of the weight (raises rather than copy)
+        target[...] = arr
