@@ -210,6 +210,30 @@ def test_batches_of_varying_size_and_model_built_from_first_batch(rng):
     assert_same_weights(ref, model)
 
 
+def test_multi_input_batches_as_dicts_and_lists(rng):
+    def two_input_model():
+        set_random_seed(1)
+        a, b = layers.Input((3,), name="left"), layers.Input((2,), name="right")
+        out = layers.Dense(2, activation="softmax")(layers.Concatenate()([layers.Dense(4)(a), b]))
+        model = models.Model([a, b], out)
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    xa, xb = rng.standard_normal((20, 3)), rng.standard_normal((20, 2))
+    y = rng.integers(0, 2, 20)
+    ref = two_input_model()
+    h_ref = ref.fit([xa, xb], y, batch_size=BS, shuffle=False, verbose=0)
+    dict_batches = (({"left": xa[i:i + BS], "right": xb[i:i + BS]}, y[i:i + BS]) for i in range(0, 20, BS))
+    model = two_input_model()
+    h = model.fit(dict_batches, verbose=0)
+    assert_same_weights(ref, model)
+    assert_same_history(h_ref, h)
+    # predict: each batch is (x,) with x the list of the two inputs
+    list_batches = (([xa[i:i + BS], xb[i:i + BS]],) for i in range(0, 20, BS))
+    np.testing.assert_allclose(model.predict(list_batches, verbose=0), model.predict([xa, xb], verbose=0),
+                               rtol=0, atol=1e-6)
+
+
 # -- epochs and steps -------------------------------------------------------------------------------
 
 def test_steps_per_epoch_below_length_continues_the_pass(data):
@@ -339,6 +363,36 @@ def test_kerass_fit_shuffles_a_py_datasets_batch_order(keras, data):
     passes = [shuffled.loaded[-STEPS * k:][:STEPS] for k in (3, 2, 1)]
     assert all(sorted(p) == list(range(STEPS)) for p in passes)
     assert any(p != list(range(STEPS)) for p in passes)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_kerass_generator_rules_match(keras, data):
+    """Keras 3 gives the same warning when a generator runs out, and no error for an endless
+    generator without steps_per_epoch (a callback stops it)."""
+    x, y, _ = data
+    flat = x.reshape(N, 16)
+    model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    with pytest.warns(UserWarning) as record:
+        model.fit(batches_of(flat, y), epochs=5, steps_per_epoch=4, verbose=0)
+    assert RAN_OUT_WARNING in [str(r.message) for r in record]
+
+    class StopAfter(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seen = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.seen += 1
+            self.model.stop_training = self.seen >= 3 * STEPS
+
+    def endless():
+        while True:
+            yield flat[:BS], y[:BS]
+
+    stop = StopAfter()
+    history = model.fit(endless(), epochs=2, shuffle=False, verbose=0, callbacks=[stop])
+    assert stop.seen == 3 * STEPS and len(history.history["loss"]) == 1
 
 
 # -- background loading: errors and threads --------------------------------------------------------------
