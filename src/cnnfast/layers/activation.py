@@ -182,8 +182,6 @@ class ELU(Layer):
         return np.where(x > 0, dy, dy * (y + np.float32(self.alpha))).astype(np.float32, copy=False)
 
     def get_config(self):
-        # Keras 3's ELU leaves alpha out of its config (so a reloaded ELU(alpha=0.5) has alpha 1);
-        # cnnfast saves it, and Keras's constructor accepts it.
         config = super().get_config()
         config["alpha"] = self.alpha
         return config

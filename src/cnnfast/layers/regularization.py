@@ -60,8 +60,11 @@ class _SpatialDropout(Dropout):
         super().build(input_shape)
 
     def get_config(self):
+        # Keras's spatial dropouts save only rate, seed, name and dtype (their constructors take
+        # no trainable or noise_shape), plus data_format for 2-D and 3-D
         config = super().get_config()
         config.pop("noise_shape", None)
+        config.pop("trainable", None)
         config["data_format"] = self.data_format
         return config
 
