@@ -478,6 +478,69 @@ def _merge(op):
     return write
 
 
+def _elu_layer(w, layer, x, nchw):
+    return w.node("Elu", [x], layer.name, alpha=float(layer.alpha))
+
+
+def _prelu(w, layer, x, out):
+    # alpha has the NHWC input's shape without the batch axis (1 on shared axes): PRelu broadcasts it
+    y = w.node("PRelu", [w.get(x, "nhwc"), w.const(layer.alpha.value, f"{layer.name}.alpha")], layer.name)
+    w.set(out, y, "nhwc", out.shape)
+
+
+def _layer_norm(w, layer, x, out):
+    ndim = len(w.shape(x))
+    axes = list(layer._axes)
+    if w.opset < 17 or layer.rms_scaling or axes != list(range(axes[0], ndim)):
+        raise ExportError(f"cnnfast.onnx.export: LayerNormalization '{layer.name}' exports as ONNX's "
+                          "LayerNormalization (opset >= 17, axes running to the last axis, no rms_scaling); "
+                          f"got opset {w.opset}, axis={layer.axis}, rms_scaling={layer.rms_scaling}")
+    shape = tuple(w.shape(x)[a] for a in axes)
+    gamma = layer.gamma.value if layer.gamma is not None else np.ones(shape, np.float32)
+    beta = layer.beta.value if layer.beta is not None else np.zeros(shape, np.float32)
+    y = w.node("LayerNormalization", [w.get(x, "nhwc"), w.const(gamma, f"{layer.name}.gamma"),
+                                      w.const(beta, f"{layer.name}.beta")], layer.name,
+               axis=int(axes[0]), epsilon=float(layer.epsilon))
+    w.set(out, y, "nhwc", out.shape)
+
+
+def _group_norm(w, layer, x, out):
+    # channels first, (N, groups, rest) and InstanceNormalization: one mean/variance per (n, group)
+    ndim = len(w.shape(x))
+    if layer._channel_axis != ndim - 1:
+        raise ExportError(f"cnnfast.onnx.export: GroupNormalization '{layer.name}' exports only with the "
+                          f"channel axis last, got axis={layer.axis}")
+    layout = "nchw" if ndim == 4 else "nhwc"
+    if ndim not in (2, 4):
+        raise ExportError(f"cnnfast.onnx.export: GroupNormalization '{layer.name}' exports 2-D and 4-D "
+                          f"inputs, got {ndim}-D")
+    xin = w.get(x, layout)
+    g = layer.groups
+    grouped = w.node("Reshape", [xin, w.const(np.array([0, g, -1]), f"{layer.name}.groups", np.int64)],
+                     f"{layer.name}_grouped")
+    normed = w.node("InstanceNormalization", [grouped, w.const(np.ones(g), f"{layer.name}.ones"),
+                                              w.const(np.zeros(g), f"{layer.name}.zeros")],
+                    f"{layer.name}_normed", epsilon=float(layer.epsilon))
+    y = w.node("Reshape", [normed, w.node("Shape", [xin], f"{layer.name}_shape")], f"{layer.name}_back")
+    c = w.shape(x)[-1]
+    per_channel = (c, 1, 1) if ndim == 4 else (c,)
+    if layer.gamma is not None:
+        y = w.node("Mul", [y, w.const(layer.gamma.value.reshape(per_channel), f"{layer.name}.gamma")],
+                   f"{layer.name}_scaled")
+    if layer.beta is not None:
+        y = w.node("Add", [y, w.const(layer.beta.value.reshape(per_channel), f"{layer.name}.beta")],
+                   layer.name)
+    w.set(out, y, layout, out.shape)
+
+
+def _unit_norm(w, layer, x, out):
+    if len(layer._axes) != 1:
+        raise ExportError(f"cnnfast.onnx.export: UnitNormalization '{layer.name}' exports one axis "
+                          f"(ONNX's LpNormalization), got axis={layer.axis}")
+    y = w.node("LpNormalization", [w.get(x, "nhwc")], layer.name, axis=int(layer._axes[0]), p=2)
+    w.set(out, y, "nhwc", out.shape)
+
+
 def _input_layer(w, layer, x, out):   # only reached for nested InputLayers (never in a plan)
     w.values[id(out)] = w.values[id(x)]
 
@@ -498,7 +561,13 @@ _HANDLERS = {
     "ZeroPadding2D": _zero_padding, "Cropping2D": _cropping,
     "Add": _merge("Sum"), "Subtract": _merge("Sub"), "Multiply": _merge("Mul"),
     "Average": _merge("Mean"), "Concatenate": _merge("Concat"),
+    "ELU": _elementwise(_elu_layer), "PReLU": _prelu, "LayerNormalization": _layer_norm,
+    "GroupNormalization": _group_norm, "UnitNormalization": _unit_norm,
 }
+# identities at inference
+_HANDLERS.update({name: _elementwise(_identity_layer) for name in (
+    "Identity", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
+    "GaussianDropout", "AlphaDropout", "ActivityRegularization")})
 
 # every layer cnnfast can rebuild from a file is covered (checked by the tests)
 EXPORTABLE = frozenset(_HANDLERS) - {"InputLayer"}
