@@ -43,6 +43,7 @@ import zlib
 import numpy as np
 
 from ..callbacks import Callback, CallbackList
+from ..layers.base import note_weights_written
 from . import _comm
 from ._callbacks import is_root_only
 from ._optimizer import _temporarily_distributed
@@ -299,6 +300,7 @@ class _Bridge(Callback):
             _assign_states(metrics, states)
             for v, value in zip(model.non_trainable_weights, values):
                 v.value[...] = value
+            note_weights_written()
             self._saved = None
         states = _metric_states(metrics)
         buf = np.empty(1 + states.size, np.float64)

@@ -12,6 +12,7 @@ import zlib
 
 import numpy as np
 
+from ..layers.base import note_weights_written
 from . import _comm
 
 __all__ = ["broadcast_weights", "average_non_trainable_weights", "weights_checksum"]
@@ -55,6 +56,7 @@ def broadcast_weights(model, root_rank: int = 0, include_optimizer: bool = True)
     for a in arrays:
         a[...] = buf[off:off + a.size].reshape(a.shape)
         off += a.size
+    note_weights_written()
     if opt is not None:
         opt.iterations = int(group.bcast_obj(int(opt.iterations), root_rank))
 
@@ -74,6 +76,7 @@ def average_non_trainable_weights(model) -> None:
     for v in variables:
         v.value[...] = buf[off:off + v.size].reshape(v.shape)
         off += v.size
+    note_weights_written()
 
 
 def weights_checksum(model) -> int:

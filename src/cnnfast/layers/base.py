@@ -263,6 +263,7 @@ class Variable:
         if arr.dtype.kind not in "fiu":
             raise TypeError(f"Variable {self.path}: cannot assign values of dtype {arr.dtype}")
         self.value[...] = arr
+        note_weights_written()
 
     def __array__(self, dtype=None, copy=None):
         return self.value.astype(dtype) if dtype is not None else self.value
@@ -272,6 +273,22 @@ class Variable:
 
 
 # --------------------------------------------------------------------------------------------
+# The weights' generation: a counter that every write to weights moves on (Variable.assign,
+# set_weights, loading, an optimiser step, a forward pass in training mode, which updates batch-norm
+# statistics). Inference plans keep weights derived from the model's (batch norm folded into the
+# convolution before it) and rebuild them when the generation has moved since.
+_weights_generation = [0]
+
+
+def note_weights_written() -> None:
+    """Say that some weights may have changed (derived copies must be rebuilt)."""
+    _weights_generation[0] += 1
+
+
+def weights_generation() -> int:
+    return _weights_generation[0]
+
+
 _NODE_IDS = itertools.count()
 
 
@@ -436,6 +453,7 @@ class Layer:
             arrays.append(arr)
         for var, arr in zip(own, arrays):
             var.value[...] = arr
+        note_weights_written()
 
     def count_params(self) -> int:
         if not self.built:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layers.base import InputLayer, KerasTensor, Layer, record_for_backward, to_snake_case, unique_name
+from ..layers.base import (InputLayer, KerasTensor, Layer, note_weights_written, record_for_backward,
+                           to_snake_case, unique_name)
 from .serialization import functional_config, functional_from_config, register_model_class
 from .training import Trainer, check_compatible
 
@@ -258,6 +259,8 @@ class Model(Trainer, Layer):
         in a model around this one) every layer keeps its backward state all the same."""
         vals = [None] * self._n_slots
         vals[:len(xs)] = xs
+        if training or True in self._node_training:  # batch-norm statistics move
+            note_weights_written()
         with record_for_backward(training):
             for (layer, ins, out, multi), ctx, fixed in zip(self._plan, ctxs, self._node_training):
                 vals[out] = layer.forward([vals[i] for i in ins] if multi else vals[ins[0]],

@@ -6,8 +6,16 @@ C-contiguous activations of known shapes). A plan validates each layer's argumen
 the same ``cnnfast.ops`` helpers the ops use, preallocates every output, and then runs one
 ``cnnfast._kernels`` call per layer. It covers chains of the layers of the tutorial CNNs (Conv2D
 with ReLU, ReLU6 or no activation, MaxPooling2D, Flatten, Dense with ReLU / ReLU6 / softmax / none,
-Dropout, Reshape, and the Permute that starts a model imported from an NCHW ONNX graph); any
-other layer, or a graph that is not a chain, keeps the general path. Weights are read when the
+Dropout, Reshape, and the Permute that starts a model imported from an NCHW ONNX graph).
+
+Any other graph (residual networks, Keras's and torchvision's applications) gets a graph plan:
+every node runs its layer's inference forward pass with buffers kept from call to call, except
+that a Conv2D or DepthwiseConv2D whose only reader is an inference BatchNormalization runs with
+the batch norm folded into its kernel and bias, and the ReLU / ReLU6 that alone reads the batch
+norm's output fused into the convolution's epilogue: one pass over the activation instead of
+three. The folded weights are derived copies, rebuilt whenever the weights' generation
+(``layers.base.weights_generation``: set_weights, assign, load_weights, optimiser steps and
+training-mode passes move it) has moved since they were made; other weights are read when the
 plan runs, so training or ``set_weights`` between calls is seen.
 
 A plan's output is its own buffer, overwritten by the next call: callers copy it.
@@ -19,8 +27,12 @@ from types import SimpleNamespace
 import numpy as np
 
 from .. import _kernels
-from ..layers.conv import Conv2D
-from ..layers.core import Dense, Dropout
+from .. import ops
+from ..layers.activation import ReLU
+from ..layers.base import weights_generation
+from ..layers.conv import Conv2D, DepthwiseConv2D
+from ..layers.core import Activation, Dense, Dropout
+from ..layers.normalization import BatchNormalization
 from ..layers.pooling import MaxPooling2D
 from ..layers.reshaping import Flatten, Permute, Reshape
 from ..ops import _conv, _pool
@@ -130,9 +142,118 @@ def compile_plan(plan, shape, output_slot):
     the graph is not covered (or the arguments are invalid: the general path then raises the
     usual error)."""
     try:
-        return _compile(plan, tuple(shape), output_slot)
+        steps = _compile(plan, tuple(shape), output_slot)
+        return steps if steps is not None else _compile_graph(plan, output_slot)
     except (ValueError, TypeError, MemoryError):
         return None
+
+
+# --------------------------------------------------------------------------------------------
+# Graph plans
+
+
+def _fused_activation(layer):
+    """The kernels' activation name for a layer that is only a ReLU or ReLU6, else None."""
+    if type(layer) is ReLU and layer.negative_slope == 0.0 and layer.threshold == 0.0:
+        if layer.max_value is None:
+            return "relu"
+        return "relu6" if layer.max_value == 6.0 else None
+    if type(layer) is Activation and layer._act_name in ("relu", "relu6"):
+        return layer._act_name
+    return None
+
+
+class _FoldedConv:
+    """A convolution with the inference batch norm after it folded in (and maybe a ReLU/ReLU6):
+    kernel * s and (bias - mean) * s + beta, s = gamma / sqrt(variance + epsilon), per output
+    channel, computed in float64 and rebuilt when the weights' generation moves."""
+
+    def __init__(self, conv, bn, activation):
+        self.conv, self.bn, self.activation = conv, bn, activation
+        self.generation, self.kernel, self.bias, self.out, self.out_for = None, None, None, None, None
+
+    def _fold(self):
+        generation = weights_generation()   # before reading: a write during the fold moves it on
+        conv, bn = self.conv, self.bn
+        kernel = conv._kernel_value().astype(np.float64)      # HWIO; depthwise (kh, kw, 1, cin*m)
+        var = bn.moving_variance.value.astype(np.float64)
+        scale = 1.0 / np.sqrt(var + bn.epsilon)
+        if bn.gamma is not None:
+            scale = scale * bn.gamma.value
+        bias = -bn.moving_mean.value.astype(np.float64)
+        if conv.bias is not None:
+            bias = bias + conv.bias.value
+        bias = bias * scale
+        if bn.beta is not None:
+            bias = bias + bn.beta.value
+        self.kernel = np.ascontiguousarray(kernel * scale, dtype=np.float32)
+        self.bias = bias.astype(np.float32)
+        self.generation = generation
+
+    def __call__(self, x):
+        if self.generation != weights_generation():
+            self._fold()
+        conv = self.conv
+        groups = x.shape[-1] if type(conv) is DepthwiseConv2D else conv.groups
+        y = ops.conv2d(x, self.kernel, bias=self.bias, strides=conv.strides, padding=conv.padding,
+                       dilation=conv.dilation_rate, groups=groups, activation=self.activation,
+                       out=self.out if self.out is not None and self.out_for == x.shape else None)
+        self.out, self.out_for = y, x.shape
+        return y
+
+
+def _compile_graph(plan, output_slot):
+    """One callable running the whole graph ``plan`` (one input, in slot 0), convolution + batch
+    norm (+ ReLU/ReLU6) chains folded; None when no node could be folded (the general path is as
+    fast then)."""
+    readers = {}
+    for i, (_, ins, _, _) in enumerate(plan):
+        for s in ins:
+            readers.setdefault(s, []).append(i)
+
+    def sole_reader(slot, cls):
+        r = readers.get(slot, [])
+        if len(r) != 1 or slot == output_slot:
+            return None
+        j = r[0]
+        layer, ins, _, multi = plan[j]
+        return j if not multi and ins == (slot,) and cls(layer) else None
+
+    steps, skip, folded = [], set(), []
+    for i, (layer, ins, out, multi) in enumerate(plan):
+        if i in skip:
+            continue
+        j = None
+        if type(layer) in (Conv2D, DepthwiseConv2D) and layer._act_name == "linear" and not multi:
+            j = sole_reader(out, lambda l: type(l) is BatchNormalization and l.built)
+        if j is None:
+            ctx = {"node_index": i}
+
+            def run_layer(vals, layer=layer, ins=ins, multi=multi, ctx=ctx):
+                return layer.forward([vals[s] for s in ins] if multi else vals[ins[0]], False, ctx)
+            steps.append((run_layer, out))
+            continue
+        skip.add(j)
+        out, activation = plan[j][2], None
+        k = sole_reader(out, lambda l: _fused_activation(l) is not None)
+        if k is not None:
+            skip.add(k)
+            out, activation = plan[k][2], _fused_activation(plan[k][0])
+        step = _FoldedConv(layer, plan[j][0], activation)
+        steps.append((lambda vals, step=step, src=ins[0]: step(vals[src]), out))
+        folded.append(step)
+    if not folded:
+        return None
+    n_slots = 1 + max(max((out for _, _, out, _ in plan), default=0), output_slot)
+
+    def run_graph(x):
+        vals = [None] * n_slots
+        vals[0] = x
+        for step, out in steps:
+            vals[out] = step(vals)
+        return vals[output_slot]
+    run_graph.folded = folded   # what was folded, for tests and for looking at a plan
+    return [run_graph]
 
 
 def _compile(plan, shape, output_slot):

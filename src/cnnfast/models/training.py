@@ -891,3 +891,4 @@ class Trainer:
         """Load weights saved by ``save_weights``, inside a ``.keras`` file, or in one of Keras's
         HDF5 files (``.weights.h5``, legacy ``.h5``; ``by_name`` for the legacy ones)."""
         _persistence.load_weights(self, filepath, skip_mismatch=skip_mismatch, by_name=by_name)
+        _base.note_weights_written()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from ..layers.base import to_snake_case
+from ..layers.base import note_weights_written, to_snake_case
 from ..ops._checks import as_float
 
 __all__ = ["Optimizer"]
@@ -155,6 +155,7 @@ class Optimizer:
         self._clip(grads, offsets)
         self._update(params, grads, self._state[key], lr, self.iterations + 1, self.weight_decay or 0.0)
         self.iterations += 1
+        note_weights_written()
 
     def apply_gradients(self, grads_and_vars) -> None:
         """Keras API: one step over ``(gradient, variable)`` pairs (variables from cnnfast layers)."""
@@ -180,6 +181,7 @@ class Optimizer:
                 raise ValueError(f"{type(self).__name__}: variable {var} is not contiguous")
             self._update(p, g, self._state[key], lr, self.iterations + 1, self.weight_decay or 0.0)
         self.iterations += 1
+        note_weights_written()
 
     def apply(self, grads, trainable_variables) -> None:
         self.apply_gradients(zip(grads, trainable_variables))

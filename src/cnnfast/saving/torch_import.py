@@ -28,6 +28,7 @@ import os
 
 import numpy as np
 
+from ..layers.base import note_weights_written
 from ..models.archive import read_npz
 from .torch_files import read_torch_weights
 
@@ -193,3 +194,4 @@ def load_torch_state_dict(model, state_dict, by_name=False) -> None:
         if target_shape:
             target.shape = target_shape[0]   # a view of the weight (raises rather than copy)
         target[...] = arr
+    note_weights_written()
