@@ -472,14 +472,27 @@ LAYERS = {
     "Dropout": lambda: layers.Dropout(0.5), "Rescaling": lambda: layers.Rescaling(1 / 255.0),
     "Normalization": lambda: layers.Normalization(),
     "SeparableConv2D": lambda: layers.SeparableConv2D(4, 3), "Permute": lambda: layers.Permute((2, 1, 3)),
+    "LayerNormalization": lambda: layers.LayerNormalization(),
+    "GroupNormalization": lambda: layers.GroupNormalization(groups=3),
+    "UnitNormalization": lambda: layers.UnitNormalization(),
+    "SpatialDropout2D": lambda: layers.SpatialDropout2D(0.5),
+    "GaussianNoise": lambda: layers.GaussianNoise(0.1, seed=1), "GaussianDropout": lambda: layers.GaussianDropout(0.2, seed=1),
+    "AlphaDropout": lambda: layers.AlphaDropout(0.2, seed=1),
+    "ActivityRegularization": lambda: layers.ActivityRegularization(l2=0.01),
+    "Identity": lambda: layers.Identity(), "PReLU": lambda: layers.PReLU(), "ELU": lambda: layers.ELU(),
 }
+# Inputs of another rank than X4's: their own bad-input tests are in tests/test_layers_more.py.
+OTHER_RANK = {"SpatialDropout1D": lambda: layers.SpatialDropout1D(0.5),
+              "SpatialDropout3D": lambda: layers.SpatialDropout3D(0.5)}
+# A new random draw at each training call.
+RANDOM_IN_TRAINING = {"Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "AlphaDropout"}
 FOUR_D_ONLY = {"Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "MaxPooling2D", "AveragePooling2D",
                "SeparableConv2D", "Permute",
                "GlobalAveragePooling2D", "GlobalMaxPooling2D", "UpSampling2D", "ZeroPadding2D", "Cropping2D"}
 
 
 def test_layer_table_covers_every_serializable_layer():
-    assert set(LAYERS) | {"InputLayer", "Add", "Subtract", "Multiply", "Average", "Concatenate"} == \
+    assert set(LAYERS) | set(OTHER_RANK) | {"InputLayer", "Add", "Subtract", "Multiply", "Average", "Concatenate"} == \
         set(layers.SERIALIZABLE)
 
 
@@ -495,7 +508,7 @@ def test_layers_refuse_non_real_dtypes(name, kind):
 @pytest.mark.parametrize("name", sorted(LAYERS))
 def test_layers_convert_float64_lists_and_strided_inputs(name):
     layer = LAYERS[name]()
-    for training in (False,) if name == "Dropout" else (False, True):  # a Dropout call draws a new mask
+    for training in (False,) if name in RANDOM_IN_TRAINING else (False, True):  # a new draw per call
         ref = layer(X4, training=training)
         for variant in (X4.astype(np.float64), X4.tolist(), _non_contiguous(X4), np.asfortranarray(X4)):
             np.testing.assert_array_equal(layer(variant, training=training), ref)

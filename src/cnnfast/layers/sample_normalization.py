@@ -275,7 +275,8 @@ class GroupNormalization(_AffineNormalization):
         """``a`` (input-shaped) as ``(batch, positions, groups, channels per group)``: the channel
         axis moved last (a view), then split."""
         a = np.moveaxis(a, self._channel_axis, -1)
-        return a.reshape(a.shape[0], -1, self.groups, a.shape[-1] // self.groups)
+        positions = int(np.prod(a.shape[1:-1], dtype=np.int64))   # explicit: -1 fails on an empty batch
+        return a.reshape(a.shape[0], positions, self.groups, a.shape[-1] // self.groups)
 
     def _ungrouped(self, g, shape):
         moved = list(shape)
