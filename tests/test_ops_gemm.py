@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import itertools
 
+import pathlib
+import platform
+
 import numpy as np
 import pytest
 
@@ -424,6 +427,33 @@ def test_blocking_matches_the_isa(isa):
     want = {"generic": (4, 16), "avx2": (6, 16), "avx512": (14, 32)}[isa]
     assert (blk["mr"], blk["nr"]) == want
     assert blk["kc"] > 0 and blk["mc"] % blk["mr"] == 0 and blk["nc"] % blk["nr"] == 0
+
+
+def test_nc_follows_the_l2_cache(isa):
+    """B's packed block takes a set share of one core's L2 (3/4 on AVX-512, 1/2 on AVX2)."""
+    blk, l2 = _kernels.sgemm_blocking(), _kernels.cache_sizes()["l2"]
+    if isa == "generic":
+        return
+    share = {"avx2": 0.5, "avx512": 0.75}[isa]
+    want = int(l2 * share) // (blk["kc"] * 4) // blk["nr"] * blk["nr"]
+    assert blk["nc"] == min(max(want, 8 * blk["nr"]), 64 * blk["nr"])
+
+
+def test_cache_sizes_agree_with_the_kernel():
+    """CPUID's sizes are what Linux reports in sysfs (when it does), else plausible stand-ins."""
+    sizes = _kernels.cache_sizes()
+    assert 16 << 10 <= sizes["l1d"] <= 1 << 20 and 128 << 10 <= sizes["l2"] <= 64 << 20
+    assert sizes["l3"] >= sizes["l2"]
+    sysfs = pathlib.Path("/sys/devices/system/cpu/cpu0/cache")
+    if platform.machine() not in ("x86_64", "AMD64") or not sysfs.is_dir():
+        return
+    for index in sysfs.glob("index*"):
+        kind, level = (index / "type").read_text().strip(), int((index / "level").read_text())
+        text = (index / "size").read_text().strip()
+        reported = int(text[:-1]) * {"K": 1 << 10, "M": 1 << 20}[text[-1]]
+        key = {(1, "Data"): "l1d", (2, "Unified"): "l2", (3, "Unified"): "l3"}.get((level, kind))
+        if key:
+            assert sizes[key] == reported, (key, sizes, text)
 
 
 def test_fma_peak_probe(isa, threads):

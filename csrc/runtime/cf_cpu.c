@@ -36,9 +36,54 @@ static cf_isa detect_best_isa(void) {
         return CF_ISA_AVX512;
     return CF_ISA_AVX2;
 }
+
+/* Sizes from CPUID's deterministic cache parameters: leaf 4 (Intel) or 0x8000001D (AMD, with
+ * the topology extensions), the same layout in both. Size = ways * partitions * line * sets;
+ * the L1d and L2 of one core, the L3 as a whole. Entries a (virtual) CPU leaves out stay 0. */
+static void detect_cache_sizes(cf_cache_sizes *out) {
+    unsigned int eax, ebx, ecx, edx, leaf = 4;
+    if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return;
+    const int is_amd = ebx == 0x68747541u;  /* "Auth"enticAMD */
+    if (is_amd) {
+        if (__get_cpuid_max(0x80000000u, 0) < 0x8000001Du) return;
+        __cpuid(0x80000001u, eax, ebx, ecx, edx);
+        if (!((ecx >> 22) & 1)) return;
+        leaf = 0x8000001Du;
+    } else if (eax < 4) {
+        return;
+    }
+    for (unsigned int sub = 0; sub < 16; ++sub) {
+        __cpuid_count(leaf, sub, eax, ebx, ecx, edx);
+        const unsigned int type = eax & 0x1f, level = (eax >> 5) & 0x7;
+        if (type == 0) break;
+        if (type == 2) continue;  /* instruction cache */
+        const int64_t size = (int64_t)((ebx >> 22) + 1) * (((ebx >> 12) & 0x3ff) + 1) *
+                             ((ebx & 0xfff) + 1) * ((int64_t)ecx + 1);
+        if (level == 1) out->l1d = size;
+        if (level == 2) out->l2 = size;
+        if (level == 3) out->l3 = size;
+    }
+}
 #else
 static cf_isa detect_best_isa(void) { return CF_ISA_GENERIC; }
+static void detect_cache_sizes(cf_cache_sizes *out) { (void)out; }
 #endif
+
+cf_cache_sizes cf_cpu_cache_sizes(void) {
+    static cf_cache_sizes sizes = {0, 0, 0};
+    static int known = 0;
+    if (!__atomic_load_n(&known, __ATOMIC_ACQUIRE)) {
+        cf_cache_sizes s = {0, 0, 0};
+        detect_cache_sizes(&s);
+        /* Implausible or missing entries: a common x86 core of the last decade. */
+        if (s.l1d < (16 << 10) || s.l1d > (1 << 20)) s.l1d = 32 << 10;
+        if (s.l2 < (128 << 10) || s.l2 > (64 << 20)) s.l2 = 512 << 10;
+        if (s.l3 < s.l2) s.l3 = 8 << 20;
+        sizes = s;  /* every thread computes the same values */
+        __atomic_store_n(&known, 1, __ATOMIC_RELEASE);
+    }
+    return sizes;
+}
 
 static int best_isa = -1;
 static int active_isa = -1;

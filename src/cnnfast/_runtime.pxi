@@ -12,6 +12,11 @@ cdef extern from "cnnfast.h" nogil:
     const char *cf_compiler_info()
     int cf_openmp_version()
     int CF_ISA_COUNT
+    ctypedef struct cf_cache_sizes:
+        int64_t l1d
+        int64_t l2
+        int64_t l3
+    cf_cache_sizes cf_cpu_cache_sizes()
 
 
 def isa_names():
@@ -21,6 +26,12 @@ def isa_names():
 
 def cpu_best_isa():
     return cf_isa_name(cf_cpu_best_isa()).decode()
+
+
+def cache_sizes():
+    """This CPU's cache sizes in bytes (CPUID): dict with l1d and l2 (one core's) and l3."""
+    cdef cf_cache_sizes c = cf_cpu_cache_sizes()
+    return {"l1d": c.l1d, "l2": c.l2, "l3": c.l3}
 
 
 def get_isa():

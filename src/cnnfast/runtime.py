@@ -128,6 +128,12 @@ def _init_from_environment() -> None:
         set_isa(requested)
 
 
+def _describe_caches(sizes: dict) -> str:
+    def size(n: int) -> str:
+        return f"{n >> 20} MiB" if n >= 1 << 20 and n % (1 << 20) == 0 else f"{n >> 10} KiB"
+    return f"L1d {size(sizes['l1d'])}, L2 {size(sizes['l2'])} per core; L3 {size(sizes['l3'])}"
+
+
 def config() -> dict:
     """The configuration :func:`show_config` prints, as a dict."""
     from . import __version__
@@ -138,6 +144,8 @@ def config() -> dict:
         "isa_available": available_isas(),
         "isa_forced_by_env": os.environ.get("CNNFAST_ISA") or None,
         "num_threads": get_num_threads(),
+        "caches": _describe_caches(_kernels.cache_sizes()),
+        "gemm_blocking": " ".join(f"{k}={v}" for k, v in _kernels.sgemm_blocking().items()),
         "compiler": _kernels.compiler_info(),
         "openmp": f"OpenMP {omp} (GNU libgomp)" if omp else "none (single-threaded build)",
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY") or

@@ -35,6 +35,14 @@ cf_isa cf_get_isa(void);
  * cf_cpu_best_isa() or not a valid cf_isa. */
 cf_status cf_set_isa(int isa);
 
+/* Cache sizes in bytes: one core's L1 data cache and L2, and the L3 as a whole (shared), from
+ * CPUID. Where CPUID does not say (some virtual machines, non-x86 targets) a typical value
+ * stands in: 32 KiB, 512 KiB, 8 MiB. The GEMM block sizes are derived from these. */
+typedef struct {
+    int64_t l1d, l2, l3;
+} cf_cache_sizes;
+cf_cache_sizes cf_cpu_cache_sizes(void);
+
 /* Lower-case name of an ISA ("generic", "avx2", "avx512"); "unknown" for a bad value. */
 const char *cf_isa_name(int isa);
 
