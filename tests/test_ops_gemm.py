@@ -7,7 +7,6 @@ micro-tile edges of every path (MR x NR = 4x16, 6x16, 14x32), the packed and the
 from __future__ import annotations
 
 import itertools
-
 import pathlib
 import platform
 
