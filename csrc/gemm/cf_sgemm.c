@@ -148,15 +148,17 @@ static cf_status run_block(const problem *pb, int64_t m0, int64_t m1, int64_t n0
      * lines of A^T) of a micro-panel would then share one L1 set and evict each other. */
     const int a_in_place = ra && (ra->stride_x == 1 || ra->stride_k == 1) &&
                            (ra->stride_x == 1 ? ra->stride_k : ra->stride_x) % 1024 != 0;
-    nest ns = {pb, !(a_in_place && nt < cfg->pack_a_min_n),
-               !(rb && rb->stride_x == 1 && mt < cfg->pack_b_min_m), NULL, NULL};
     const int64_t b_cols = CF_ROUND_UP(nt, NR);
+    const int narrow_b = (size_t)(K * b_cols) * sizeof(float) <= CF_SGEMM_NARROW_B_BYTES;
+    const int64_t pack_b_min_m = narrow_b ? cfg->pack_b_min_m : cfg->pack_wide_b_min_m;
+    nest ns = {pb, !(a_in_place && nt < cfg->pack_a_min_n),
+               !(rb && rb->stride_x == 1 && mt < pack_b_min_m), NULL, NULL};
 
     /* Narrow C (all of this thread's B, every K slice, fits in CF_SGEMM_NARROW_B_BYTES: the conv
      * GEMMs with N = 32 or 64): prepare B once, then walk A in blocks of rows sized for L2, all
      * K slices of a block in turn: a packed A block is written to and read back from L2, and the
      * block's rows of C stay in cache from one K slice to the next. */
-    if ((size_t)(K * b_cols) * sizeof(float) <= CF_SGEMM_NARROW_B_BYTES) {
+    if (narrow_b) {
         const int64_t mc_step = CF_MAX(MR, CF_SGEMM_L2_A_BYTES / (kcb * 4) / MR * MR);
         const int64_t a_rows = ns.pack_a ? CF_MIN(mc_step, CF_ROUND_UP(mt, MR)) : MR;
         const int64_t b_floats = ns.pack_b ? K * b_cols : K * NR;  /* in place: edge panels */

@@ -25,6 +25,11 @@
  * in place (the small-shape path: dense layers at batch 64, conv GEMMs with N = 32 or 64).
  * Measured on Zen 4 (1 thread, AVX-512): 8192x288x64 runs at ~103 GFLOP/s in place vs ~57
  * packed; 4096x288x512 ~100 vs ~95; from N ~ 1024 packing A wins (2048x1000x1024: 97 vs 90).
+ * pack_wide_b_min_m: a B too large to be prepared once (cf_sgemm.c's narrow path) is read again
+ * by every row tile, KC rows at a time, from L2; read in place, each k step is another line at
+ * a power-of-two stride (N = 128: 512 B). On Zen 3 (AVX2, 1 thread, medians) packing it
+ * anyway is faster from M = 16: 64x1600x128 75 GFLOP/s packed vs 63 in place, 128^3 76 vs 65;
+ * for the narrow B of 64x576x64 in place stays ahead (78 vs 68).
  */
 #include "runtime/cf_internal.h"
 #include "gemm/cf_sgemm_internal.h"
@@ -38,10 +43,10 @@ typedef struct {
 } isa_config;
 
 static const isa_config fixed[CF_ISA_COUNT] = {
-    [CF_ISA_GENERIC] = {{4, 16, 1024, 256, 256, 128, 128, cf_sgemm_ukr_4x16__generic}, 0},
+    [CF_ISA_GENERIC] = {{4, 16, 1024, 256, 256, 128, 128, 128, cf_sgemm_ukr_4x16__generic}, 0},
 #if defined(__x86_64__)  /* portable builds compile no AVX files and only run the generic path */
-    [CF_ISA_AVX2] = {{6, 16, 4080, 256, 0, 768, 256, cf_sgemm_ukr_6x16__avx2}, 2},
-    [CF_ISA_AVX512] = {{14, 32, 4032, 384, 0, 768, 256, cf_sgemm_ukr_14x32__avx512}, 3},
+    [CF_ISA_AVX2] = {{6, 16, 4080, 256, 0, 768, 128, 16, cf_sgemm_ukr_6x16__avx2}, 2},
+    [CF_ISA_AVX512] = {{14, 32, 4032, 384, 0, 768, 256, 256, cf_sgemm_ukr_14x32__avx512}, 3},
 #endif
 };
 

@@ -44,6 +44,7 @@ typedef struct {
     int64_t nc;            /* columns of B packed at once (KC x NC block stays in L2) */
     int64_t pack_a_min_n;  /* pack A when a thread's share of N is at least this */
     int64_t pack_b_min_m;  /* pack (untransposed) B when a thread's share of M is at least this */
+    int64_t pack_wide_b_min_m;  /* the same for a B too large for the narrow path (cf_sgemm.c) */
     cf_sgemm_ukr_fn ukr;
 } cf_sgemm_config;
 
