@@ -428,6 +428,27 @@ def test_blocking_matches_the_isa(isa):
     assert blk["kc"] > 0 and blk["mc"] % blk["mr"] == 0 and blk["nc"] % blk["nr"] == 0
 
 
+@pytest.mark.parametrize("M,N", [(1, 200), (2, 64), (1, 65), (2, 1000)])
+def test_few_rows_split_between_threads_bit_identical(isa, rng, M, N):
+    """A batch-1 dense layer big enough to split (the session's parallel cut is 128 KiB): the
+    columns are shared out on 64-column steps, so 2 threads give 1 thread's bits exactly."""
+    K = 1600
+    a, b = rng.standard_normal((M, K), dtype=np.float32), rng.standard_normal((K, N), dtype=np.float32)
+    bias = rng.standard_normal(N, dtype=np.float32)
+    assert K * N * 4 >= _kernels.get_parallel_min_bytes()
+    results = []
+    previous = cnnfast.get_num_threads()
+    try:
+        for threads in (1, 2):
+            cnnfast.set_num_threads(threads)
+            results.append(matmul(a, b, bias=bias, activation="relu"))
+    finally:
+        cnnfast.set_num_threads(previous)
+    np.testing.assert_array_equal(results[0], results[1])
+    want = np.maximum(a.astype(np.float64) @ b + bias, 0)
+    np.testing.assert_allclose(results[1], want, rtol=1e-4, atol=1e-3)
+
+
 def test_nc_follows_the_l2_cache(isa):
     """B's packed block takes a set share of one core's L2 (3/4 on AVX-512, 1/2 on AVX2)."""
     blk, l2 = _kernels.sgemm_blocking(), _kernels.cache_sizes()["l2"]

@@ -110,6 +110,22 @@ def test_wait_policy_defaults_to_passive_but_respects_the_user():
     assert proc.stdout.strip() == "None"
 
 
+@pytest.mark.parametrize("env,spins", [({}, False), ({"GOMP_SPINCOUNT": "10000"}, True),
+                                       ({"GOMP_SPINCOUNT": "0"}, False),
+                                       ({"OMP_WAIT_POLICY": "active"}, True),
+                                       ({"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "10000"}, False)])
+def test_spinning_workers_lower_the_parallel_cut(env, spins):
+    """Workers told to spin start in ~1 us, so memory-bound kernels go parallel from 256 KiB."""
+    code = ("import cnnfast; from cnnfast import runtime; "
+            "print(runtime.workers_spin(), cnnfast._kernels.get_parallel_min_bytes())")
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**base, **env}, timeout=120)
+    flag, cut = out.stdout.split()
+    assert flag == str(spins)
+    assert int(cut) == (256 << 10 if spins else 16 << 20)
+
+
 def test_parallel_cut_for_memory_bound_kernels():
     """Default 16 MiB (set in C; the test session lowers it, see conftest); negative refused."""
     code = "import cnnfast; print(cnnfast._kernels.get_parallel_min_bytes())"

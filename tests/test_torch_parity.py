@@ -100,7 +100,10 @@ def test_adam_steps_follow_the_keras_formula(rng):
         cm.train_on_batch(x, y)
     for i, (w0, w) in enumerate(zip(start, cm.get_weights())):
         ref = keras_adam(w0, [g[i] for g in grads_per_step], lr=0.01)
-        np.testing.assert_allclose(w, ref, rtol=1e-4, atol=2e-6)
+        # Adam divides by sqrt(v): where a gradient is near zero its float32 rounding (torch's
+        # kernels vs cnnfast's, which differ by CPU) moves the step by a visible fraction of
+        # lr = 0.01; 1e-5 is 0.1 % of one step.
+        np.testing.assert_allclose(w, ref, rtol=1e-4, atol=1e-5)
 
 
 def test_batchnorm_parity_train_and_eval(rng):

@@ -76,6 +76,48 @@ static cf_sgemv_rows_fn sgemv_for_isa(void) {
     }
 }
 
+/* The GEMV of a few rows: B is streamed once, so it is memory-bound like the element-wise
+ * kernels and, like them, runs on several threads only from cf_get_parallel_min_bytes() of B
+ * (cnnfast/runtime.h: 16 MiB by default, where waking a sleeping worker costs more than it saves;
+ * lowered when the workers spin between parallel regions). The columns are then split between
+ * the threads, each streaming its share, into its own core's L2 when it fits (a batch-1 dense
+ * layer of 1600x128 is 800 KiB). Splits fall on CF_SGEMV_COLUMN_STEP columns, a multiple of
+ * every ISA's 4-vector block, so each column is summed by the same code, in the same order, for
+ * any thread count. */
+#define CF_SGEMV_COLUMN_STEP 64
+
+static void run_sgemv(int64_t M, int64_t N, int64_t K, const float *A, int64_t a_rs, int64_t a_cs,
+                      const float *B, int64_t ldb, float *C, int64_t ldc, float alpha, float beta,
+                      const float *bias, int relu) {
+    const cf_sgemv_rows_fn gemv = sgemv_for_isa();
+    const int64_t steps = ceil_div(N, CF_SGEMV_COLUMN_STEP);
+    int nt = 1;
+#ifdef CNNFAST_HAVE_OPENMP
+    if ((double)K * (double)N * sizeof(float) >= (double)cf_get_parallel_min_bytes() &&
+        !omp_in_parallel())
+        nt = cf_threads_for(steps);
+#endif
+    if (nt == 1) {
+        const cf_sgemm_epi ep = {alpha, beta, bias, relu};
+        CF_FTZ_BEGIN;
+        gemv(M, N, K, A, a_rs, a_cs, B, ldb, C, ldc, &ep);
+        CF_FTZ_END;
+        return;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        CF_FTZ_BEGIN;
+        const cf_range rg = cf_split(steps, cf_thread_id(), cf_thread_count());
+        const int64_t j0 = rg.begin * CF_SGEMV_COLUMN_STEP;
+        const int64_t j1 = CF_MIN(N, rg.end * CF_SGEMV_COLUMN_STEP);
+        if (j1 > j0) {
+            const cf_sgemm_epi ep = {alpha, beta, bias ? bias + j0 : NULL, relu};
+            gemv(M, j1 - j0, K, A, a_rs, a_cs, B + j0, ldb, C + j0, ldc, &ep);
+        }
+        CF_FTZ_END;
+    }
+}
+
 /* One thread's view of the loop nest: its packing decisions and buffers. */
 typedef struct {
     const problem *pb;
@@ -298,10 +340,8 @@ cf_status cf_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, fl
         if (lda < (trans_a ? M : K) || ldb < (trans_b ? K : N)) return CF_ERR_ARGUMENT;
     }
     if (K > 0 && M <= CF_SGEMV_MAX_ROWS && !trans_b && alpha != 0.0f) {
-        const cf_sgemm_epi ep = {alpha, beta, bias, relu};
-        CF_FTZ_BEGIN;
-        sgemv_for_isa()(M, N, K, A, trans_a ? 1 : lda, trans_a ? lda : 1, B, ldb, C, ldc, &ep);
-        CF_FTZ_END;
+        run_sgemv(M, N, K, A, trans_a ? 1 : lda, trans_a ? lda : 1, B, ldb, C, ldc, alpha, beta,
+                  bias, relu);
         return CF_OK;
     }
     const cf_sgemm_strided sa = {A, trans_a ? 1 : lda, trans_a ? lda : 1};

@@ -113,8 +113,28 @@ def default_num_threads() -> int:
     return max(1, min(cpus, limit) if limit else cpus)
 
 
+# Memory-bound kernels (element-wise, pooling, optimisers, batch-1 dense layers) go parallel from
+# this many bytes when the OpenMP workers spin between parallel regions (GOMP_SPINCOUNT > 0 or
+# OMP_WAIT_POLICY=ACTIVE): a spinning worker starts in about a microsecond, a sleeping one
+# (cnnfast's default, PASSIVE) in 10-100 us on a virtual machine, hence the C default of 16 MiB.
+SPINNING_PARALLEL_MIN_BYTES = 256 * 1024
+
+
+def workers_spin() -> bool:
+    """Whether the OpenMP workers were told to spin between parallel regions (see README)."""
+    policy = os.environ.get("OMP_WAIT_POLICY", "").strip().upper()
+    if policy == "ACTIVE":
+        return True
+    if policy == "PASSIVE":
+        return False
+    spin = os.environ.get("GOMP_SPINCOUNT", "").strip().lower()
+    return spin not in ("", "0") and not spin.startswith("-")
+
+
 def _init_from_environment() -> None:
     set_num_threads(default_num_threads())
+    if workers_spin():
+        _kernels.set_parallel_min_bytes(SPINNING_PARALLEL_MIN_BYTES)
     requested = os.environ.get("CNNFAST_ISA", "").strip().lower()
     if not requested:
         return
@@ -150,6 +170,7 @@ def config() -> dict:
         "openmp": f"OpenMP {omp} (GNU libgomp)" if omp else "none (single-threaded build)",
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY") or
                            f"default (GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT')})",
+        "parallel_min_bytes": _kernels.get_parallel_min_bytes(),
         "python": platform.python_version(),
         "numpy": __import__("numpy").__version__,
         "machine": platform.machine(),
@@ -159,4 +180,4 @@ def config() -> dict:
 def show_config() -> None:
     """Print cnnfast's version, the SIMD path in use, threads, compiler and OpenMP runtime."""
     for key, value in config().items():
-        print(f"{key:>17}: {value}")
+        print(f"{key:>18}: {value}")
