@@ -28,8 +28,9 @@
  * pack_wide_b_min_m: a B too large to be prepared once (cf_sgemm.c's narrow path) is read again
  * by every row tile, KC rows at a time, from L2; read in place, each k step is another line at
  * a power-of-two stride (N = 128: 512 B). On Zen 3 (AVX2, 1 thread, medians) packing it
- * anyway is faster from M = 16: 64x1600x128 75 GFLOP/s packed vs 63 in place, 128^3 76 vs 65;
- * for the narrow B of 64x576x64 in place stays ahead (78 vs 68).
+ * anyway is faster from M = 16: 64x1600x128 75 GFLOP/s packed vs 63 in place. A narrow B
+ * (AVX2: pack_b_min_m = 128) pays back later: 128^3 76 packed vs 65 in place, while 64x576x64
+ * stays ahead in place (78 vs 68).
  */
 #include "runtime/cf_internal.h"
 #include "gemm/cf_sgemm_internal.h"
