@@ -143,7 +143,7 @@ class Loss:
             return np.zeros(values_shape)
         if sample_weight is None:
             return np.full(values_shape, 1.0 / count)
-        return _expand_weight(sample_weight, np.empty(values_shape)) / count
+        return _expand_weight(sample_weight, tuple(values_shape)) / count
 
     # -- training interface (used by Model) --------------------------------------------------
     def prepare_targets(self, y, pred_shape, where="y"):
@@ -192,13 +192,17 @@ class Loss:
         return f"<{type(self).__name__} name={self.name}>"
 
 
-def _expand_weight(sample_weight, values):
-    w = np.asarray(sample_weight, dtype=np.float64)
-    if w.ndim > values.ndim:
-        w = w.reshape(w.shape[:values.ndim]) if w.shape[values.ndim:] == (1,) * (w.ndim - values.ndim) else w
-    while w.ndim < values.ndim:
-        w = w[..., None]
-    return np.broadcast_to(w, values.shape)
+def _expand_weight(sample_weight, values, dtype=np.float64):
+    """``sample_weight`` broadcast to the loss values' shape: one weight per sample ``(N,)`` or one
+    per element ``(N, ...)`` (per-pixel weights), trailing size-1 axes allowed."""
+    shape = values if isinstance(values, tuple) else values.shape
+    w = np.asarray(sample_weight, dtype=dtype)
+    if w.ndim > len(shape) and w.shape[len(shape):] == (1,) * (w.ndim - len(shape)):
+        w = w.reshape(w.shape[:len(shape)])
+    if w.ndim <= len(shape) and w.shape == shape[:w.ndim]:
+        return np.broadcast_to(w.reshape(w.shape + (1,) * (len(shape) - w.ndim)), shape)
+    raise ValueError(f"sample_weight of shape {w.shape} does not fit the loss values of shape {shape}: "
+                     f"give one weight per sample {shape[:1]} or one per element {shape}")
 
 
 class _CrossentropyBase(Loss):
@@ -225,9 +229,8 @@ class _CrossentropyBase(Loss):
             return 0.0, np.zeros_like(logits)
         w = None
         if sample_weight is not None:
-            w = np.ascontiguousarray(np.broadcast_to(
-                np.asarray(sample_weight, np.float32).reshape((-1,) + (1,) * (logits.ndim - 2)),
-                logits.shape[:-1]).reshape(-1), dtype=np.float32)
+            w = np.ascontiguousarray(_expand_weight(sample_weight, logits.shape[:-1], np.float32)
+                                     .reshape(-1))
         mean_loss, dz = ops.softmax_cross_entropy(z2, labels, sample_weight=w)
         loss = float(mean_loss)
         if self.reduction == "sum":

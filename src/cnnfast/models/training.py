@@ -313,8 +313,11 @@ class Trainer:
             raise TypeError(f"{what} must be numeric, got dtype {w.dtype}")
         if w.ndim == 2 and w.shape[1] == 1:
             w = w[:, 0]
-        if w.shape != (n,):
-            raise ValueError(f"{what} must have shape ({n},) (one weight per sample), got {w.shape}")
+        # (n,) weighs samples; (n, h, w) and the like weigh each element of the loss (per-pixel
+        # weights for segmentation, as Keras), checked against the loss values' shape there.
+        if w.ndim == 0 or w.shape[0] != n:
+            raise ValueError(f"{what} must have shape ({n},) (one weight per sample) or ({n}, ...) "
+                             f"(one per element of the loss), got {w.shape}")
         if not np.all(np.isfinite(w)):
             raise ValueError(f"{what} contains NaN or Inf")
         return np.ascontiguousarray(w, dtype=np.float32)
@@ -327,8 +330,11 @@ class Trainer:
         elif y.ndim <= 2:
             labels = y.reshape(n)
         else:
-            raise ValueError("class_weight is only supported for 1-D or 2-D targets")
-        w = np.ones(n, np.float32)
+            # Label maps (segmentation): each element weighed by its class (Keras refuses these).
+            # Targets with the output's rank are one-hot (read by argmax) or end in a size-1 axis.
+            full_rank = y.ndim == len(self._pred_shape(n))
+            labels = y if not full_rank else y[..., 0] if y.shape[-1] == 1 else np.argmax(y, axis=-1)
+        w = np.ones(labels.shape, np.float32)
         for cls, weight in class_weight.items():
             w[labels == int(cls)] = float(weight)
         return w
