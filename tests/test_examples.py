@@ -47,6 +47,7 @@ def _accuracy(out: str) -> float:
 def test_every_example_is_tested():
     tested = {"digits_quickstart.py", "training_curves.py", "numpy_convolution.py", "numpy_pooling.py",
               "padding_strides_pooling.py", "mnist_cnn.py", "cifar10_cnn.py", "transfer_learning.py",
+              "unet_segmentation.py",
               "distributed_mnist.py"}  # run by tests/test_distributed.py under mpirun
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
@@ -127,6 +128,18 @@ def test_transfer_learning_short_run(tmp_path):
     m = re.search(r"Transfer accuracy: ([0-9.]+)  Scratch accuracy: ([0-9.]+)", out)
     assert m, out
     assert float(m.group(1)) > 0.4  # 5 classes: chance is 0.2; a frozen base that moved would fail earlier
+
+
+@pytest.mark.skipif(SHARED is None, reason="MNIST not in the shared data directory")
+def test_unet_segmentation_short_run(tmp_path):
+    out = run_example("unet_segmentation.py", "--limit", "1200", "--epochs", "1", "--test-scenes", "300",
+                      cwd=tmp_path, data=SHARED).stdout
+    assert "1200 training scenes (48, 48, 1), 300 test scenes" in out and "Total params: 481,915" in out
+    pixel = float(re.search(r"Pixel accuracy: ([0-9.]+)", out).group(1))
+    mean_iou = float(re.search(r"Test mean IoU: ([0-9.]+)", out).group(1))
+    iou_bg = float(re.search(r"bg: ([0-9.]+)", out).group(1))
+    # One short epoch already separates strokes from background; the digit classes need the full run.
+    assert pixel > 0.8 and iou_bg > 0.8 and 0.05 < mean_iou <= 1.0
 
 
 def test_mnist_cnn_without_data_says_where_to_put_it(tmp_path):
