@@ -46,3 +46,16 @@ SERIALIZABLE.update({cls.__name__: cls for cls in (
     LayerNormalization, GroupNormalization, UnitNormalization, SpatialDropout1D, SpatialDropout2D,
     SpatialDropout3D, GaussianNoise, GaussianDropout, AlphaDropout, ActivityRegularization, PReLU, ELU,
     Identity)})
+
+# 1-D layers for sequences (text CNNs), on the 2-D kernels through (batch, 1, steps, channels) views.
+from .conv1d import Conv1D, Convolution1D, SeparableConv1D, SeparableConvolution1D
+from .pooling1d import (AveragePooling1D, AvgPool1D, GlobalAveragePooling1D, GlobalAvgPool1D,
+                        GlobalMaxPool1D, GlobalMaxPooling1D, MaxPool1D, MaxPooling1D)
+from .reshaping1d import Cropping1D, UpSampling1D, ZeroPadding1D
+
+__all__ += ["Conv1D", "Convolution1D", "SeparableConv1D", "SeparableConvolution1D", "MaxPooling1D",
+            "MaxPool1D", "AveragePooling1D", "AvgPool1D", "GlobalMaxPooling1D", "GlobalMaxPool1D",
+            "GlobalAveragePooling1D", "GlobalAvgPool1D", "UpSampling1D", "ZeroPadding1D", "Cropping1D"]
+SERIALIZABLE.update({cls.__name__: cls for cls in (
+    Conv1D, SeparableConv1D, MaxPooling1D, AveragePooling1D, GlobalMaxPooling1D, GlobalAveragePooling1D,
+    UpSampling1D, ZeroPadding1D, Cropping1D)})
