@@ -15,3 +15,4 @@ from ._math import *  # noqa: F401,F403
 from ._nn import *  # noqa: F401,F403
 from . import image  # noqa: F401
 from ._resize import *  # noqa: F401,F403
+from ._embedding import *  # noqa: F401,F403
