@@ -32,7 +32,9 @@ from collections import defaultdict
 
 import numpy as np
 
+from .. import constraints as _constraints
 from .. import initializers as _initializers
+from .. import regularizers as _regularizers
 from ..ops._checks import human_bytes
 
 __all__ = ["Layer", "Variable", "KerasTensor", "Node", "InputLayer", "Input", "buffer", "grad_target",
@@ -232,13 +234,15 @@ class Variable:
     """A weight: ``value`` (float32 ndarray, possibly a view into a model's flat buffer) and
     ``grad`` (same shape). ``numpy()`` returns a copy; ``assign`` writes in place."""
 
-    __slots__ = ("name", "path", "trainable", "value", "grad", "_grad_generation")
+    __slots__ = ("name", "path", "trainable", "value", "grad", "_grad_generation", "regularizer",
+                 "constraint")
 
     def __init__(self, value: np.ndarray, name: str, path: str, trainable: bool):
         self.value = value
         self.grad = np.zeros_like(value) if trainable else None
         self.name, self.path, self.trainable = name, path, trainable
         self._grad_generation = 0
+        self.regularizer = self.constraint = None   # see cnnfast.regularizers / constraints
 
     @property
     def shape(self):
@@ -370,10 +374,12 @@ class Layer:
     # -- weights -----------------------------------------------------------------------------
     def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True, name=None,
                    regularizer=None, constraint=None, **kwargs) -> Variable:
-        """Create a float32 weight of ``shape`` initialised by ``initializer`` (Keras signature)."""
+        """Create a float32 weight of ``shape`` initialised by ``initializer`` (Keras signature).
+        ``regularizer`` adds its penalty to the training loss, ``constraint`` projects the weight
+        after each optimizer step (``cnnfast.regularizers``, ``cnnfast.constraints``)."""
         cls = type(self).__name__
-        if regularizer is not None or constraint is not None:
-            raise NotImplementedError(f"{cls}: weight regularizers and constraints are not supported")
+        regularizer = _regularizers.get(regularizer, f"{cls} '{self.name}': regularizer of weight {name!r}")
+        constraint = _constraints.get(constraint, f"{cls} '{self.name}': constraint of weight {name!r}")
         if dtype not in (None, "float32", np.float32):
             raise ValueError(f"{cls}: weights are float32, got dtype={dtype!r}")
         shape = standardize_shape(() if shape is None else shape, f"{cls}: weight shape", allow_none=False)
@@ -399,6 +405,7 @@ class Layer:
         if init is not None and value.shape != shape:
             raise ValueError(f"{cls}: initializer returned shape {value.shape}, expected {shape}")
         var = Variable(value, name, f"{self.name}/{name}", bool(trainable))
+        var.regularizer, var.constraint = regularizer, constraint
         self._variables.append(var)
         return var
 
@@ -430,6 +437,11 @@ class Layer:
     @trainable.setter
     def trainable(self, value):
         self._trainable = bool(value)
+
+    @property
+    def losses(self) -> list:
+        """Keras's ``losses``: activity penalties of the last call, then weight penalties."""
+        return _regularizers.layer_losses(self)
 
     def get_weights(self) -> list:
         return [v.value.copy() for v in self.weights]

@@ -30,6 +30,7 @@ from .. import activations as _activations
 from .. import losses as _losses
 from .. import metrics as _metrics
 from .. import optimizers as _optimizers
+from .. import regularizers as _regularizers
 from ..callbacks import CallbackList
 from ..layers import base as _base
 from ..layers.base import format_shape as _fmt
@@ -424,8 +425,9 @@ class Trainer:
             loss *= self._loss_weight
             dy *= np.float32(self._loss_weight)
         # losses added by layers (ActivityRegularization) count in full, as in Keras; their
-        # gradients are added by those layers' backward passes
-        return ctxs, out, loss + layer_losses.total, dy
+        # gradients are added by those layers' backward passes. So do the penalties of the
+        # regularised trainable weights, whose gradients _forward_backward adds.
+        return ctxs, out, loss + layer_losses.total + _regularizers.weights_penalty(st.tvars), dy
 
     def _update_metrics(self, st, y, out, sw, loss, n):
         self._loss_tracker.total += loss * n
@@ -454,12 +456,14 @@ class Trainer:
         for v in st.tvars:
             if v._grad_generation != gen:  # no gradient reached it this step
                 v.grad.fill(0)
+        _regularizers.add_penalty_gradients(st.tvars)
         return out, loss
 
     def _train_step(self, st, xs, y, sw):
         out, loss = self._forward_backward(st, xs, y, sw)
         if st.params.size:
             self.optimizer.apply_flat(st.params, st.grads, st.offsets)
+            self.optimizer.apply_constraints(st.tvars)   # Keras projects after each update
         else:
             self.optimizer.iterations += 1
         self._update_metrics(st, y, out, sw, loss, xs[0].shape[0])

@@ -11,11 +11,17 @@ step is one fused C call over every parameter (``ops.adam_update``...) plus, whe
 one norm. The optimiser's state (moments) are flat arrays of the same length. ``apply_gradients``
 also accepts Keras-style ``(gradient, variable)`` pairs for use outside ``fit``; each variable then
 gets its own state arrays and C call.
+
+After the update, each updated variable that has a ``constraint`` (``kernel_constraint=`` ...) is
+projected by it, as Keras 3 does at the end of ``apply``: ``apply_gradients`` does so itself;
+``Model.fit`` calls :meth:`Optimizer.apply_constraints` on its trainable weights after
+``apply_flat``, which sees only the flat buffers.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .. import constraints as _constraints
 from .. import ops
 from ..layers.base import note_weights_written, to_snake_case
 from ..ops._checks import as_float
@@ -181,7 +187,13 @@ class Optimizer:
                 raise ValueError(f"{type(self).__name__}: variable {var} is not contiguous")
             self._update(p, g, self._state[key], lr, self.iterations + 1, self.weight_decay or 0.0)
         self.iterations += 1
+        _constraints.apply_constraints([v for _, v in pairs])
         note_weights_written()
+
+    def apply_constraints(self, variables) -> None:
+        """Project each of ``variables`` that has a ``constraint`` in place (after a step)."""
+        if _constraints.apply_constraints(variables):
+            note_weights_written()
 
     def apply(self, grads, trainable_variables) -> None:
         self.apply_gradients(zip(grads, trainable_variables))
