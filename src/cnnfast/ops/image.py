@@ -27,8 +27,9 @@ import numpy as np
 
 from ._keras_args import as_array, keras_op
 from ._resize import resize_bilinear as _resize_bilinear_kernel
+from ._warp import affine_transform
 
-__all__ = ["resize", "rgb_to_grayscale"]
+__all__ = ["resize", "rgb_to_grayscale", "affine_transform"]
 
 RESIZE_INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "lanczos3", "lanczos5")
 _DATA_FORMATS = ("channels_last", "channels_first")

@@ -1,0 +1,22 @@
+# Warping kernel (csrc/warp): projective / affine warp of NHWC images, nearest or bilinear, with
+# Keras's fill modes. Flat C-contiguous buffers, validated and sized by cnnfast.ops.affine_warp.
+
+cdef extern from "cnnfast/warp.h" nogil:
+    cf_status cf_affine_warp(const float *x, int64_t n, int64_t h, int64_t w, int64_t c,
+                             const double *transforms, int64_t n_transforms,
+                             int interpolation, int fill_mode, float fill_value, float *y)
+
+
+def affine_warp(const float[::1] x, tuple shape, const double[::1] transforms, int64_t n_transforms,
+                int interpolation, int fill_mode, float fill_value, float[::1] y):
+    """y := x (NHWC `shape`) warped by `transforms` (n_transforms rows of 8), y of `shape`"""
+    cdef int64_t n = shape[0], h = shape[1], w = shape[2], c = shape[3]
+    cdef const float *xp = _cf32_or_null(x)
+    cdef float *yp = _f32_or_null(y)
+    cdef const double *tp = NULL
+    cdef cf_status st
+    if transforms.shape[0] > 0:
+        tp = &transforms[0]
+    with nogil:
+        st = cf_affine_warp(xp, n, h, w, c, tp, n_transforms, interpolation, fill_mode, fill_value, yp)
+    check_status(st, "affine_warp")
