@@ -27,7 +27,7 @@ _runtime._init_from_environment()
 
 _SUBMODULES = {"ops", "layers", "models", "optimizers", "losses", "metrics", "callbacks",
                "utils", "datasets", "saving", "initializers", "activations", "distributed", "onnx",
-               "random"}
+               "random", "regularizers", "constraints"}
 _MODEL_NAMES = {"Sequential": "models", "Model": "models", "Input": "layers", "load_model": "models"}
 
 __all__ = ["__version__", "get_isa", "set_isa", "use_isa", "available_isas", "get_num_threads",

@@ -9,6 +9,7 @@ from .. import initializers as _initializers
 from .. import ops
 from ..ops._checks import as_float, as_int
 from .base import Layer, buffer, grad_target
+from .core import _set_weight_options, _weight_options_config
 
 __all__ = ["ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax"]
 
@@ -106,9 +107,7 @@ class PReLU(Layer):
                  shared_axes=None, **kwargs):
         super().__init__(**kwargs)
         op = f"PReLU '{self.name}'"
-        for key, value in (("alpha_regularizer", alpha_regularizer), ("alpha_constraint", alpha_constraint)):
-            if value is not None:
-                raise NotImplementedError(f"{op}: {key} is not supported by cnnfast")
+        _set_weight_options(self, alpha_regularizer=alpha_regularizer, alpha_constraint=alpha_constraint)
         self.alpha_initializer = _initializers.get(alpha_initializer, f"{op}: alpha_initializer")
         if shared_axes is None:
             self.shared_axes = None
@@ -128,7 +127,8 @@ class PReLU(Layer):
         if any(s is None for s in shape):
             raise ValueError(f"{op}: every axis not in shared_axes needs a defined size to size alpha, "
                              f"got input shape {tuple(input_shape)} and shared_axes={self.shared_axes}")
-        self.alpha = self.add_weight(shape, self.alpha_initializer, name="alpha")
+        self.alpha = self.add_weight(shape, self.alpha_initializer, name="alpha",
+                                     regularizer=self.alpha_regularizer, constraint=self.alpha_constraint)
         self._input_spec = (ndim, {a: input_shape[a] for a in range(1, ndim) if a not in shared})
         self._reduce_axes = (0,) + tuple(a for a in sorted(shared))
 
@@ -155,7 +155,7 @@ class PReLU(Layer):
     def get_config(self):
         config = super().get_config()
         config.update(alpha_initializer=_initializers.serialize(self.alpha_initializer),
-                      alpha_regularizer=None, alpha_constraint=None,
+                      **_weight_options_config(self, "alpha_regularizer", "alpha_constraint"),
                       shared_axes=None if self.shared_axes is None else list(self.shared_axes))
         return config
 

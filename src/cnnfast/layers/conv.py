@@ -23,7 +23,7 @@ from ..ops import _conv as _conv_ops
 from ..ops._checks import as_int, as_pair, check_choice
 from ..runtime import get_num_threads
 from .base import Layer, buffer, grad_target, recording
-from .core import ActivationMixin, _reject_unsupported
+from .core import ActivationMixin, _set_weight_options, _weight_options_config
 
 __all__ = ["Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "conv_output_length",
            "deconv_output_length"]
@@ -105,6 +105,11 @@ class _BaseConv(ActivationMixin, Layer):
                       use_bias=self.use_bias)
         return config
 
+    def _weight_options_config(self, kernel):
+        """Keras's config entries for the ``<kernel>_regularizer``... arguments, in its order."""
+        return _weight_options_config(self, f"{kernel}_regularizer", "bias_regularizer",
+                                      "activity_regularizer", f"{kernel}_constraint", "bias_constraint")
+
     def _write_grads(self, dw, db):
         g, acc = grad_target(self.kernel)
         dw = dw.reshape(g.shape)
@@ -130,6 +135,8 @@ class Conv2D(_BaseConv):
         dilation_rate: int or pair.
         groups: split input channels into groups, each convolved with filters // groups filters.
         activation, use_bias, kernel_initializer, bias_initializer: as Keras.
+        kernel_regularizer, bias_regularizer, activity_regularizer, kernel_constraint,
+            bias_constraint: as Keras (``cnnfast.regularizers``, ``cnnfast.constraints``).
 
     Input shape ``(batch, h, w, cin)``; output ``(batch, h', w', filters)``.
     """
@@ -141,9 +148,9 @@ class Conv2D(_BaseConv):
                  bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         op = f"Conv2D '{self.name}'"
-        _reject_unsupported(self, kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-                            activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
-                            bias_constraint=bias_constraint)
+        _set_weight_options(self, kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                            kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
+        self._set_activity_regularizer(activity_regularizer)
         self.filters = as_int(filters, op, "filters", 1)
         self.groups = as_int(groups, op, "groups", 1)
         if self.filters % self.groups:
@@ -161,9 +168,11 @@ class Conv2D(_BaseConv):
                              f"groups ({self.groups})")
         self._check_positive(input_shape, self._spatial_out(input_shape))
         self.kernel = self.add_weight(self.kernel_size + (cin // self.groups, self.filters),
-                                      self.kernel_initializer, name="kernel")
+                                      self.kernel_initializer, name="kernel",
+                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
         if self.use_bias:
-            self.bias = self.add_weight((self.filters,), self.bias_initializer, name="bias")
+            self.bias = self.add_weight((self.filters,), self.bias_initializer, name="bias",
+                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint)
         self._input_spec = (4, {-1: cin})
 
     def compute_output_shape(self, input_shape):
@@ -235,7 +244,8 @@ class Conv2D(_BaseConv):
         config = self._conv_config()
         config.update(filters=self.filters, groups=self.groups,
                       kernel_initializer=_initializers.serialize(self.kernel_initializer),
-                      bias_initializer=_initializers.serialize(self.bias_initializer))
+                      bias_initializer=_initializers.serialize(self.bias_initializer),
+                      **self._weight_options_config("kernel"))
         return config
 
 
@@ -252,9 +262,10 @@ class DepthwiseConv2D(Conv2D):
                  depthwise_constraint=None, bias_constraint=None, **kwargs):
         Layer.__init__(self, **kwargs)
         op = f"DepthwiseConv2D '{self.name}'"
-        _reject_unsupported(self, depthwise_regularizer=depthwise_regularizer,
-                            bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
-                            depthwise_constraint=depthwise_constraint, bias_constraint=bias_constraint)
+        _set_weight_options(self, depthwise_regularizer=depthwise_regularizer,
+                            bias_regularizer=bias_regularizer, depthwise_constraint=depthwise_constraint,
+                            bias_constraint=bias_constraint)
+        self._set_activity_regularizer(activity_regularizer)
         self.depth_multiplier = as_int(depth_multiplier, op, "depth_multiplier", 1)
         self._init_conv(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
                         explicit_padding=True)
@@ -269,9 +280,12 @@ class DepthwiseConv2D(Conv2D):
         self.groups = cin
         self.filters = cin * self.depth_multiplier
         self.kernel = self.add_weight(self.kernel_size + (cin, self.depth_multiplier),
-                                      self.depthwise_initializer, name="kernel")
+                                      self.depthwise_initializer, name="kernel",
+                                      regularizer=self.depthwise_regularizer,
+                                      constraint=self.depthwise_constraint)
         if self.use_bias:
-            self.bias = self.add_weight((self.filters,), self.bias_initializer, name="bias")
+            self.bias = self.add_weight((self.filters,), self.bias_initializer, name="bias",
+                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint)
         self._input_spec = (4, {-1: cin})
 
     def compute_output_shape(self, input_shape):
@@ -300,7 +314,8 @@ class DepthwiseConv2D(Conv2D):
         config = self._conv_config()
         config.update(depth_multiplier=self.depth_multiplier,
                       depthwise_initializer=_initializers.serialize(self.depthwise_initializer),
-                      bias_initializer=_initializers.serialize(self.bias_initializer))
+                      bias_initializer=_initializers.serialize(self.bias_initializer),
+                      **self._weight_options_config("depthwise"))
         return config
 
 
@@ -317,9 +332,9 @@ class Conv2DTranspose(_BaseConv):
                  bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         op = f"Conv2DTranspose '{self.name}'"
-        _reject_unsupported(self, kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-                            activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
-                            bias_constraint=bias_constraint)
+        _set_weight_options(self, kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                            kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
+        self._set_activity_regularizer(activity_regularizer)
         self.filters = as_int(filters, op, "filters", 1)
         self._init_conv(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias)
         if output_padding is not None:
@@ -344,9 +359,11 @@ class Conv2DTranspose(_BaseConv):
         cin = self._input_channels(input_shape)
         self._check_positive(input_shape, self._spatial_out(input_shape))
         self.kernel = self.add_weight(self.kernel_size + (self.filters, cin), self.kernel_initializer,
-                                      name="kernel")
+                                      name="kernel", regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint)
         if self.use_bias:
-            self.bias = self.add_weight((self.filters,), self.bias_initializer, name="bias")
+            self.bias = self.add_weight((self.filters,), self.bias_initializer, name="bias",
+                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint)
         self._input_spec = (4, {-1: cin})
 
     def compute_output_shape(self, input_shape):
@@ -378,5 +395,6 @@ class Conv2DTranspose(_BaseConv):
         config.update(filters=self.filters,
                       output_padding=None if self.output_padding is None else list(self.output_padding),
                       kernel_initializer=_initializers.serialize(self.kernel_initializer),
-                      bias_initializer=_initializers.serialize(self.bias_initializer))
+                      bias_initializer=_initializers.serialize(self.bias_initializer),
+                      **self._weight_options_config("kernel"))
         return config

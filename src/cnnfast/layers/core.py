@@ -8,6 +8,14 @@ go straight into the model's flat gradient buffer (``matmul(..., out=grad)``), w
 
 Softmax (or sigmoid) on the last layer: when the model fuses it with a crossentropy loss it sets
 ``ctx["logits"]``; the layer then returns its logits and its backward receives d(loss)/d(logits).
+
+Regularizers and constraints (``kernel_regularizer=``, ``bias_constraint=``...; see
+``cnnfast.regularizers`` and ``cnnfast.constraints``) are kept on the layer and on its weights
+(``add_weight``); the model adds the weights' penalties and their gradients, and applies the
+constraints after each optimizer step. ``activity_regularizer`` penalises the layer's output, as
+Keras: ``regularizer(y) / batch_size`` joins the step's loss and its gradient is added to the
+output gradient before the activation's backward (the layer then never hands its logits to a fused
+loss, nor its pooling to the max-pool after it, which would hide the output it penalises).
 """
 from __future__ import annotations
 
@@ -16,10 +24,12 @@ import math
 import numpy as np
 
 from .. import activations as _activations
+from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import ops
+from .. import regularizers as _regularizers
 from ..ops._checks import as_float, as_int
-from .base import Layer, buffer, grad_target, rng_step
+from .base import Layer, add_layer_loss, buffer, grad_target, rng_step
 
 __all__ = ["Dense", "Activation", "Dropout", "Rescaling"]
 
@@ -31,9 +41,57 @@ def _reject_unsupported(layer, **options):
                                       "by cnnfast")
 
 
-class ActivationMixin:
+def _set_weight_options(layer, **options):
+    """Keep each ``*_regularizer`` / ``*_constraint`` argument on the layer as the object Keras's
+    ``regularizers.get`` / ``constraints.get`` gives (None stays None); bad identifiers raise here."""
+    for key, value in options.items():
+        get = _regularizers.get if key.endswith("_regularizer") else _constraints.get
+        setattr(layer, key, get(value, f"{type(layer).__name__} '{layer.name}': {key}"))
+
+
+def _weight_options_config(layer, *keys) -> dict:
+    """The config entries of ``keys`` in Keras 3's layout (None when unset)."""
+    return {key: (_regularizers.serialize if key.endswith("_regularizer") else _constraints.serialize)(
+        getattr(layer, key)) for key in keys}
+
+
+class ActivityRegularizerMixin:
+    """``activity_regularizer``: ``regularizer(y) / batch_size`` of the layer's output ``y`` added
+    to the step's loss (and listed in ``layer.losses``), its gradient added to ``dy``."""
+
+    activity_regularizer = None
+    _activity_loss = None   # the penalty of the last call, for layer.losses
+
+    def _set_activity_regularizer(self, value):
+        self.activity_regularizer = _regularizers.get(
+            value, f"{type(self).__name__} '{self.name}': activity_regularizer")
+        if self.activity_regularizer is not None:
+            self._fuses_max_pool = False   # the penalty needs the full-size output
+
+    def _penalize_activity(self, y, ctx, batch):
+        reg = self.activity_regularizer
+        if reg is None:
+            return
+        penalty = reg(y) / batch if batch else 0.0   # Keras's divide_no_nan
+        self._activity_loss = penalty
+        add_layer_loss(penalty)
+        ctx["activity"] = (y, batch)
+
+    def _activity_gradient(self, dy, ctx):
+        if self.activity_regularizer is None:
+            return dy
+        y, batch = ctx["activity"]
+        if not batch:
+            return dy
+        grad = np.asarray(self.activity_regularizer.gradient(y), np.float32)
+        grad *= np.float32(1.0 / batch)
+        return (grad + dy.reshape(y.shape)).astype(np.float32, copy=False)
+
+
+class ActivationMixin(ActivityRegularizerMixin):
     """Applies ``self.activation`` after a kernel, and its derivative before the kernel's backward.
-    ReLU is fused into the kernel (``_fused_activation`` is passed to it)."""
+    ReLU is fused into the kernel (``_fused_activation`` is passed to it). The output's activity
+    penalty (if any) is taken here too."""
 
     def _set_activation(self, activation):
         self.activation = _activations.get(activation, f"{type(self).__name__}: activation")
@@ -44,12 +102,20 @@ class ActivationMixin:
 
     def _output_activation(self):
         """The activation a fused loss may skip (the model then sets ``ctx["logits"]``)."""
+        if self.activity_regularizer is not None:   # the penalty is on the activation's output
+            return None
         return self._act_name if self._act_name in ("softmax", "sigmoid") else None
 
-    def _activate(self, z, ctx, z_is_own=True):
+    def _activate(self, z, ctx, z_is_own=True, batch=None):
         """``z`` is the kernel's output (ReLU already applied if fused), which the activation may
         overwrite unless ``z_is_own`` is False (``z`` then belongs to another layer). Returns the
-        layer output."""
+        layer output. ``batch`` is the batch size (``z.shape[0]`` unless given)."""
+        y = self._activate_only(z, ctx, z_is_own)
+        if self.activity_regularizer is not None:
+            self._penalize_activity(y, ctx, z.shape[0] if batch is None else batch)
+        return y
+
+    def _activate_only(self, z, ctx, z_is_own):
         name = self._act_name
         if name in ("linear", "relu") or ctx.get("logits"):
             ctx["y"] = z
@@ -67,11 +133,13 @@ class ActivationMixin:
         return y
 
     def _activation_backward(self, dy, ctx):
+        dy = self._activity_gradient(dy, ctx)
         name = self._act_name
         if name == "linear" or ctx.get("logits"):
             return dy
         if name == "relu":
-            if ctx.get("relu_grad_premasked"):   # the max-pool after this layer applied it
+            # the max-pool after this layer applied it (but not to the activity penalty's gradient)
+            if ctx.get("relu_grad_premasked") and self.activity_regularizer is None:
                 return dy
             return ops.relu_backward(dy, ctx["y"], out=buffer(ctx, "dz", dy.shape))
         return self._act_backward(dy, ctx["z"], ctx["y"])
@@ -85,6 +153,10 @@ class Dense(ActivationMixin, Layer):
         activation: name (``"relu"``, ``"softmax"``...) or None.
         use_bias: add a bias vector.
         kernel_initializer, bias_initializer: initialisers (``"glorot_uniform"``, ``"zeros"``).
+        kernel_regularizer, bias_regularizer, activity_regularizer: penalties (``"l2"``,
+            ``regularizers.L1(0.01)``...) added to the training loss.
+        kernel_constraint, bias_constraint: projections (``"max_norm"``...) applied after each
+            optimizer step.
 
     Input shape ``(batch, ..., in)``; output shape ``(batch, ..., units)``.
     """
@@ -94,9 +166,10 @@ class Dense(ActivationMixin, Layer):
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
                  lora_rank=None, lora_alpha=None, **kwargs):
         super().__init__(**kwargs)
-        _reject_unsupported(self, kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-                            activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
-                            bias_constraint=bias_constraint, lora_rank=lora_rank)
+        _reject_unsupported(self, lora_rank=lora_rank)
+        _set_weight_options(self, kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                            kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
+        self._set_activity_regularizer(activity_regularizer)
         self.units = as_int(units, f"Dense '{self.name}'", "units", 1)
         self._set_activation(activation)
         self.use_bias = bool(use_bias)
@@ -109,9 +182,11 @@ class Dense(ActivationMixin, Layer):
             raise ValueError(f"Dense '{self.name}': the last axis of the input must be defined and the "
                              f"input needs a batch axis, got input shape {input_shape}")
         in_dim = input_shape[-1]
-        self.kernel = self.add_weight((in_dim, self.units), self.kernel_initializer, name="kernel")
+        self.kernel = self.add_weight((in_dim, self.units), self.kernel_initializer, name="kernel",
+                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
         if self.use_bias:
-            self.bias = self.add_weight((self.units,), self.bias_initializer, name="bias")
+            self.bias = self.add_weight((self.units,), self.bias_initializer, name="bias",
+                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint)
         self._input_spec = (None, {-1: in_dim})
 
     def compute_output_shape(self, input_shape):
@@ -123,7 +198,7 @@ class Dense(ActivationMixin, Layer):
         z = ops.matmul(x2, self.kernel.value, bias=None if self.bias is None else self.bias.value,
                        activation=self._fused_activation, out=buffer(ctx, "z", (x2.shape[0], self.units)))
         ctx["x"] = x2
-        y = self._activate(z, ctx)
+        y = self._activate(z, ctx, batch=x.shape[0])
         return y if x.ndim == 2 else y.reshape(x.shape[:-1] + (self.units,))
 
     def backward(self, dy, ctx, need_dx):
@@ -146,9 +221,13 @@ class Dense(ActivationMixin, Layer):
 
     def get_config(self):
         config = super().get_config()
+        if self.activity_regularizer is not None:   # Keras's base Layer writes it only when set
+            config["activity_regularizer"] = _regularizers.serialize(self.activity_regularizer)
         config.update(units=self.units, activation=self._act_name, use_bias=self.use_bias,
                       kernel_initializer=_initializers.serialize(self.kernel_initializer),
-                      bias_initializer=_initializers.serialize(self.bias_initializer))
+                      bias_initializer=_initializers.serialize(self.bias_initializer),
+                      **_weight_options_config(self, "kernel_regularizer", "bias_regularizer",
+                                               "kernel_constraint", "bias_constraint"))
         return config
 
 

@@ -15,7 +15,7 @@ from .. import initializers as _initializers
 from .. import ops
 from ..ops._checks import as_float, as_int
 from .base import Layer, grad_target
-from .core import _reject_unsupported
+from .core import _reject_unsupported, _set_weight_options, _weight_options_config
 
 __all__ = ["BatchNormalization"]
 
@@ -28,9 +28,9 @@ class BatchNormalization(Layer):
                  renorm_clipping=None, renorm_momentum=0.99, **kwargs):
         super().__init__(**kwargs)
         op = f"BatchNormalization '{self.name}'"
-        _reject_unsupported(self, beta_regularizer=beta_regularizer, gamma_regularizer=gamma_regularizer,
-                            beta_constraint=beta_constraint, gamma_constraint=gamma_constraint,
-                            renorm_clipping=renorm_clipping)
+        _reject_unsupported(self, renorm_clipping=renorm_clipping)
+        _set_weight_options(self, beta_regularizer=beta_regularizer, gamma_regularizer=gamma_regularizer,
+                            beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
         if renorm:
             raise NotImplementedError(f"{op}: renorm is not supported")
         self.axis = as_int(axis, op, "axis")
@@ -60,9 +60,11 @@ class BatchNormalization(Layer):
             raise ValueError(f"BatchNormalization '{self.name}': the channel axis must be defined, "
                              f"got input shape {input_shape}")
         if self.scale:
-            self.gamma = self.add_weight((c,), self.gamma_initializer, name="gamma")
+            self.gamma = self.add_weight((c,), self.gamma_initializer, name="gamma",
+                                         regularizer=self.gamma_regularizer, constraint=self.gamma_constraint)
         if self.center:
-            self.beta = self.add_weight((c,), self.beta_initializer, name="beta")
+            self.beta = self.add_weight((c,), self.beta_initializer, name="beta",
+                                        regularizer=self.beta_regularizer, constraint=self.beta_constraint)
         self.moving_mean = self.add_weight((c,), self.moving_mean_initializer, name="moving_mean",
                                            trainable=False)
         self.moving_variance = self.add_weight((c,), self.moving_variance_initializer,
@@ -111,4 +113,6 @@ class BatchNormalization(Layer):
         for key in ("beta_initializer", "gamma_initializer", "moving_mean_initializer",
                     "moving_variance_initializer"):
             config[key] = _initializers.serialize(getattr(self, key))
+        config.update(_weight_options_config(self, "beta_regularizer", "gamma_regularizer",
+                                             "beta_constraint", "gamma_constraint"))
         return config

@@ -27,6 +27,7 @@ import numpy as np
 from .. import initializers as _initializers
 from ..ops._checks import as_float
 from .base import Layer, grad_target
+from .core import _set_weight_options, _weight_options_config
 
 __all__ = ["LayerNormalization", "GroupNormalization", "UnitNormalization"]
 
@@ -86,15 +87,13 @@ def _normalized_grad(dxhat, xhat, inv, axes):
 
 class _AffineNormalization(Layer):
     """What LayerNormalization and GroupNormalization share: epsilon, center/scale, the gamma and
-    beta initialisers, and rejection of the regularizers/constraints cnnfast does not support."""
+    beta initialisers, regularizers and constraints."""
 
     def _init_affine(self, epsilon, center, scale, beta_initializer, gamma_initializer,
                      beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint):
         op = self._op
-        for key, value in (("beta_regularizer", beta_regularizer), ("gamma_regularizer", gamma_regularizer),
-                           ("beta_constraint", beta_constraint), ("gamma_constraint", gamma_constraint)):
-            if value is not None:
-                raise NotImplementedError(f"{op}: {key} is not supported by cnnfast")
+        _set_weight_options(self, beta_regularizer=beta_regularizer, gamma_regularizer=gamma_regularizer,
+                            beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
         self.epsilon = as_float(epsilon, op, "epsilon")
         if not self.epsilon > 0:
             raise ValueError(f"{op}: epsilon must be > 0, got {epsilon!r}")
@@ -111,8 +110,8 @@ class _AffineNormalization(Layer):
         return dict(epsilon=self.epsilon, center=self.center, scale=self.scale,
                     beta_initializer=_initializers.serialize(self.beta_initializer),
                     gamma_initializer=_initializers.serialize(self.gamma_initializer),
-                    beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
-                    gamma_constraint=None)
+                    **_weight_options_config(self, "beta_regularizer", "gamma_regularizer",
+                                             "beta_constraint", "gamma_constraint"))
 
 
 class LayerNormalization(_AffineNormalization):
@@ -152,9 +151,11 @@ class LayerNormalization(_AffineNormalization):
                              f"{tuple(input_shape)} and axis={self.axis}")
         self._axes = tuple(axes)
         if self.scale or self.rms_scaling:
-            self.gamma = self.add_weight(shape, self.gamma_initializer, name="gamma")
+            self.gamma = self.add_weight(shape, self.gamma_initializer, name="gamma",
+                                         regularizer=self.gamma_regularizer, constraint=self.gamma_constraint)
         if self.center and not self.rms_scaling:
-            self.beta = self.add_weight(shape, self.beta_initializer, name="beta")
+            self.beta = self.add_weight(shape, self.beta_initializer, name="beta",
+                                        regularizer=self.beta_regularizer, constraint=self.beta_constraint)
         self._input_spec = (len(input_shape), {a: input_shape[a] for a in axes})
 
     def compute_output_shape(self, input_shape):
@@ -263,9 +264,11 @@ class GroupNormalization(_AffineNormalization):
                              f"channels ({dim})")
         self._channel_axis = axis
         if self.scale:
-            self.gamma = self.add_weight((dim,), self.gamma_initializer, name="gamma")
+            self.gamma = self.add_weight((dim,), self.gamma_initializer, name="gamma",
+                                         regularizer=self.gamma_regularizer, constraint=self.gamma_constraint)
         if self.center:
-            self.beta = self.add_weight((dim,), self.beta_initializer, name="beta")
+            self.beta = self.add_weight((dim,), self.beta_initializer, name="beta",
+                                        regularizer=self.beta_regularizer, constraint=self.beta_constraint)
         self._input_spec = (len(input_shape), {axis: dim})
 
     def compute_output_shape(self, input_shape):

@@ -15,7 +15,7 @@ from .. import ops
 from ..ops._checks import as_int
 from .base import Layer, buffer, grad_target
 from .conv import _BaseConv
-from .core import _reject_unsupported
+from .core import _set_weight_options, _weight_options_config
 
 __all__ = ["SeparableConv2D", "SeparableConvolution2D"]
 
@@ -36,10 +36,11 @@ class SeparableConv2D(_BaseConv):
                  pointwise_constraint=None, bias_constraint=None, **kwargs):
         Layer.__init__(self, **kwargs)
         op = f"SeparableConv2D '{self.name}'"
-        _reject_unsupported(self, depthwise_regularizer=depthwise_regularizer,
+        _set_weight_options(self, depthwise_regularizer=depthwise_regularizer,
                             pointwise_regularizer=pointwise_regularizer, bias_regularizer=bias_regularizer,
-                            activity_regularizer=activity_regularizer, depthwise_constraint=depthwise_constraint,
+                            depthwise_constraint=depthwise_constraint,
                             pointwise_constraint=pointwise_constraint, bias_constraint=bias_constraint)
+        self._set_activity_regularizer(activity_regularizer)
         self.filters = as_int(filters, op, "filters", 1)
         self.depth_multiplier = as_int(depth_multiplier, op, "depth_multiplier", 1)
         self._init_conv(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias)
@@ -53,11 +54,16 @@ class SeparableConv2D(_BaseConv):
         self._check_positive(input_shape, self._spatial_out(input_shape))
         mid = cin * self.depth_multiplier
         self.depthwise_kernel = self.add_weight(self.kernel_size + (cin, self.depth_multiplier),
-                                                self.depthwise_initializer, name="depthwise_kernel")
+                                                self.depthwise_initializer, name="depthwise_kernel",
+                                                regularizer=self.depthwise_regularizer,
+                                                constraint=self.depthwise_constraint)
         self.pointwise_kernel = self.add_weight((1, 1, mid, self.filters), self.pointwise_initializer,
-                                                name="pointwise_kernel")
+                                                name="pointwise_kernel",
+                                                regularizer=self.pointwise_regularizer,
+                                                constraint=self.pointwise_constraint)
         if self.use_bias:
-            self.bias = self.add_weight((self.filters,), self.bias_initializer, name="bias")
+            self.bias = self.add_weight((self.filters,), self.bias_initializer, name="bias",
+                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint)
         self._input_spec = (4, {-1: cin})
 
     def compute_output_shape(self, input_shape):
@@ -113,6 +119,10 @@ class SeparableConv2D(_BaseConv):
                       depthwise_initializer=_initializers.serialize(self.depthwise_initializer),
                       pointwise_initializer=_initializers.serialize(self.pointwise_initializer),
                       bias_initializer=_initializers.serialize(self.bias_initializer))
+        # Keras's order: the three regularizers, the activity one, then the three constraints
+        config.update(_weight_options_config(
+            self, "depthwise_regularizer", "pointwise_regularizer", "bias_regularizer",
+            "activity_regularizer", "depthwise_constraint", "pointwise_constraint", "bias_constraint"))
         return config
 
 
