@@ -28,6 +28,7 @@ import math
 import os
 import re
 import threading
+import warnings
 from collections import defaultdict
 
 import numpy as np
@@ -39,7 +40,8 @@ from ..ops._checks import human_bytes
 
 __all__ = ["Layer", "Variable", "KerasTensor", "Node", "InputLayer", "Input", "buffer", "grad_target",
            "new_grad_generation", "set_rng_step", "rng_step", "to_snake_case", "unique_name",
-           "standardize_shape", "add_layer_loss", "collect_layer_losses"]
+           "standardize_shape", "standardize_input_dtype", "symbolic_mask", "add_layer_loss",
+           "collect_layer_losses"]
 
 # --------------------------------------------------------------------------------------------
 # names
@@ -77,6 +79,37 @@ def standardize_shape(shape, what: str, allow_none: bool = True) -> tuple:
                              f"got {tuple(shape)!r}")
         out.append(int(s))
     return tuple(out)
+
+
+# --------------------------------------------------------------------------------------------
+# dtypes of model inputs. Weights and every float computation are float32; integer inputs (token
+# ids) and string inputs (raw text) flow through the graph to the first layer that consumes them
+# (Embedding, TextVectorization). A float layer fed integers gets them as float32, as Keras
+# casts; strings reach only layers that declare they take them.
+_INPUT_DTYPES = {"float32": "float32", "int32": "int32", "int64": "int64", "string": "string",
+                 "str": "string", "int": "int32", "float": "float32"}
+_PY_DTYPES = {str: "string", int: "int32", float: "float32"}  # Keras's map on the torch backend
+
+
+def standardize_input_dtype(dtype, what: str) -> str:
+    """``dtype`` of an ``Input`` as Keras spells it: ``"float32"`` (None), ``"int32"``,
+    ``"int64"`` or ``"string"`` (``str``); anything else is a clear ValueError."""
+    if dtype is None:
+        return "float32"
+    name = _PY_DTYPES.get(dtype) if isinstance(dtype, type) and dtype in _PY_DTYPES else None
+    if name is None:
+        try:
+            name = _INPUT_DTYPES.get(dtype if isinstance(dtype, str) else np.dtype(dtype).name)
+        except TypeError:
+            name = None
+    if name is None:
+        raise ValueError(f"{what}: cnnfast inputs are float32, int32, int64 or string, got dtype={dtype!r}")
+    return name
+
+
+def numpy_dtype(dtype: str):
+    """The NumPy dtype holding values of a tensor dtype (strings live in object arrays)."""
+    return object if dtype == "string" else np.dtype(dtype)
 
 
 def format_shape(shape) -> str:
@@ -297,29 +330,34 @@ _NODE_IDS = itertools.count()
 
 
 class KerasTensor:
-    """A symbolic tensor: a shape with a None batch axis, produced by ``Input`` or a layer call."""
+    """A symbolic tensor: a shape with a None batch axis and a dtype, produced by ``Input`` or a
+    layer call. ``_keras_mask`` is the symbolic mask (a bool KerasTensor) when the layer that made
+    it computes one (``Embedding(mask_zero=True)`` and the masking layers after it), else None."""
 
-    __slots__ = ("shape", "name", "_keras_history")
+    __slots__ = ("shape", "name", "_keras_history", "dtype", "_keras_mask")
 
-    def __init__(self, shape, name=None, history=None):
+    def __init__(self, shape, name=None, history=None, dtype="float32"):
         self.shape = tuple(shape)
         self.name = name
         self._keras_history = history  # (layer, node_index, tensor_index)
+        self.dtype = dtype
+        self._keras_mask = None
 
     @property
     def ndim(self):
         return len(self.shape)
 
-    @property
-    def dtype(self):
-        return "float32"
-
     def __repr__(self):
-        return f"<KerasTensor shape={self.shape}, dtype=float32, name={self.name}>"
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
 
     def __array__(self, *args, **kwargs):
         raise TypeError("A symbolic KerasTensor has no values: it describes a graph built with "
                         "Input(); pass NumPy arrays to a Model to compute something")
+
+
+def symbolic_mask(tensor: KerasTensor) -> KerasTensor:
+    """The symbolic mask of a layer's output in a graph: a bool tensor of ``tensor``'s shape."""
+    return KerasTensor(tensor.shape, name=f"{tensor.name}_mask", dtype="bool")
 
 
 class Node:
@@ -341,6 +379,12 @@ class Layer:
 
     #: layers whose forward takes a list of inputs (Add, Concatenate, ...)
     _multi_input = False
+    #: the input dtypes ``forward`` takes; integer inputs reach float-only layers as float32
+    _input_dtypes = ("float32",)
+    #: Keras's flag: the layer passes a mask on (``compute_mask``); a layer without it drops one
+    supports_masking = False
+    #: the layer's ``forward`` takes ``mask=`` (the mask of its input, or None)
+    _consumes_mask = False
 
     def __init__(self, *, trainable=True, name=None, dtype=None, input_shape=None, input_dim=None,
                  batch_size=None, batch_input_shape=None, **kwargs):
@@ -481,6 +525,17 @@ class Layer:
     def compute_output_shape(self, input_shape):
         return input_shape
 
+    def _output_dtype(self, input_dtype):
+        """The dtype of the output for inputs of ``input_dtype`` (a list for multi-input layers)."""
+        return "float32"
+
+    def compute_mask(self, inputs, previous_mask):
+        """Keras's ``compute_mask``: the mask of the output, called only on layers that
+        ``supports_masking``; by default the input's mask passes through unchanged. In a graph
+        it is called once on the symbolic tensors (to know which values carry a mask), then on
+        every forward pass with the arrays."""
+        return previous_mask
+
     def _maybe_build(self, input_shape):
         if not self.built:
             self.build(input_shape)
@@ -567,11 +622,26 @@ class Layer:
             if not isinstance(t, KerasTensor):
                 raise TypeError(f"Layer '{self.name}' ({cls}): cannot mix symbolic tensors and "
                                 f"arrays in one call, got {type(t).__name__}")
+            if t.dtype == "string" and "string" not in self._input_dtypes:
+                raise TypeError(f"Layer '{self.name}' ({cls}) cannot take string inputs (tensor "
+                                f"{t.name!r} is a string tensor); turn text into numbers first, "
+                                "e.g. with a TextVectorization layer")
         shapes = [t.shape for t in tensors]
         in_shape = shapes if self._multi_input else shapes[0]
         self._maybe_build(in_shape)
         out_shape = self.compute_output_shape(in_shape)
-        out = KerasTensor(out_shape, name=self.name)
+        dtypes = [t.dtype for t in tensors]
+        out = KerasTensor(out_shape, name=self.name,
+                          dtype=self._output_dtype(dtypes if self._multi_input else dtypes[0]))
+        masks = [t._keras_mask for t in tensors]
+        previous = masks if self._multi_input else masks[0]
+        if self.supports_masking:
+            out._keras_mask = self.compute_mask(inputs, previous)
+        elif any(m is not None for m in masks):
+            warnings.warn(f"Layer '{self.name}' (of type {cls}) was passed an input with a mask "
+                          "attached to it. However, this layer does not support masking and will "
+                          "therefore destroy the mask information. Downstream layers will not see "
+                          "the mask.", stacklevel=3)
         node = Node(self, tensors, [out], self._multi_input, training)
         out._keras_history = (self, len(self._inbound_nodes), 0)
         self._inbound_nodes.append(node)
@@ -581,10 +651,10 @@ class Layer:
         if self._multi_input:
             if not isinstance(inputs, (list, tuple)):
                 raise ValueError(f"Layer '{self.name}' ({type(self).__name__}) expects a list of inputs")
-            xs = [_as_input_array(a, self.name) for a in inputs]
+            xs = [_as_input_array(a, self.name, self._input_dtypes) for a in inputs]
             shape = [(None,) + x.shape[1:] for x in xs]
         else:
-            xs = _as_input_array(inputs, self.name)
+            xs = _as_input_array(inputs, self.name, self._input_dtypes)
             shape = (None,) + xs.shape[1:]
         self._maybe_build(shape)
         return self.forward(xs, training, {})
@@ -611,15 +681,41 @@ class Layer:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
 
 
-def _as_input_array(x, layer_name):
+def _as_input_array(x, layer_name, dtypes=("float32",)):
+    """An eager call's input as the layer's forward takes it: float32 for float layers; integer
+    arrays kept as they are for layers taking integers; object arrays of ``str`` for layers
+    taking strings."""
     if isinstance(x, np.ndarray) and x.dtype == np.float32 and x.flags.c_contiguous:
         return x
     arr = np.asarray(x)
-    if arr.dtype.kind not in "fiu":
-        raise TypeError(f"Layer '{layer_name}': inputs must be real numeric arrays, got dtype {arr.dtype}")
     if arr.ndim == 0:
         raise ValueError(f"Layer '{layer_name}': inputs need a batch axis, got a scalar")
+    if "string" in dtypes and arr.dtype.kind in "USO":
+        return as_string_array(arr, f"Layer '{layer_name}'", "inputs")
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"Layer '{layer_name}': inputs must be real numeric arrays, got dtype {arr.dtype}")
+    if arr.dtype.kind in "iu" and ("int32" in dtypes or "int64" in dtypes):
+        return np.ascontiguousarray(arr)
     return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def as_string_array(x, who: str, what: str) -> np.ndarray:
+    """``x`` (a list or array of ``str``/UTF-8 ``bytes``) as a C-contiguous object array of
+    ``str``, or a TypeError naming ``who`` and ``what``."""
+    arr = np.asarray(x)
+    if arr.dtype.kind == "U":
+        return arr.astype(object)
+    if arr.dtype.kind == "S":
+        return np.char.decode(arr, "utf-8").astype(object)
+    if arr.dtype.kind == "O":
+        flat = arr.reshape(-1)
+        if all(type(v) is str for v in flat):
+            return np.ascontiguousarray(arr)
+        if all(isinstance(v, (str, bytes)) for v in flat):
+            out = np.empty(arr.shape, object)
+            out.reshape(-1)[:] = [v.decode("utf-8") if isinstance(v, bytes) else v for v in flat]
+            return out
+    raise TypeError(f"{who}: {what} must be strings (a list or array of str), got dtype {arr.dtype}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -647,12 +743,14 @@ class InputLayer(Layer):
             batch_shape = (batch_size,) + standardize_shape(shape, "InputLayer: shape")
         else:
             raise ValueError("InputLayer: you must give the input shape, e.g. Input(shape=(28, 28, 1))")
-        super().__init__(name=name, dtype=dtype, **kwargs)
+        input_dtype = standardize_input_dtype(dtype, "InputLayer")
+        super().__init__(name=name, **kwargs)
         self.batch_shape = batch_shape
+        self.input_dtype = input_dtype
         self.built = True
         self._build_input_shape = batch_shape
         self._output_shape = batch_shape
-        out = KerasTensor(batch_shape, name=self.name)
+        out = KerasTensor(batch_shape, name=self.name, dtype=input_dtype)
         node = Node(self, [], [out], False)
         out._keras_history = (self, 0, 0)
         self._inbound_nodes.append(node)
@@ -665,7 +763,7 @@ class InputLayer(Layer):
         return dy
 
     def get_config(self):
-        return {"name": self.name, "batch_shape": list(self.batch_shape), "dtype": "float32"}
+        return {"name": self.name, "batch_shape": list(self.batch_shape), "dtype": self.input_dtype}
 
 
 def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None, name=None,

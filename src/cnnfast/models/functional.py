@@ -56,6 +56,7 @@ class Model(Trainer, Layer):
         self._node_training = []
         self._layers = []
         self._ctxs = {}
+        self._casts = self._masking = None
         if inputs is not None:
             self._init_graph(inputs, outputs)
 
@@ -118,6 +119,7 @@ class Model(Trainer, Layer):
         self._layers = layers
         self._n_slots = len(slots)
         self._output_slots = tuple(slots[id(t)] for t in outs)
+        self._init_dtypes_and_masks(ins, nodes, slots)
         self._ctxs = {}
         self._grad_plans = {}
         self._multi_input = len(ins) > 1
@@ -127,6 +129,31 @@ class Model(Trainer, Layer):
         self._output_shape = out_shapes if len(outs) > 1 else out_shapes[0]
         self.built = True
         self._invalidate_training()
+
+    def _init_dtypes_and_masks(self, ins, nodes, slots):
+        """What a graph of float32 values without masks does not need, decided once here so
+        such graphs run the plain loop: per node, the input positions holding integers that a
+        float-only layer takes as float32 (``_casts``); the slots that carry a mask and, per
+        node, whether its layer takes the input mask in ``forward`` and computes its own."""
+        casts, has_mask = [], {slots[id(t)] for t in ins if t._keras_mask is not None}
+        masking = []
+        for node in nodes:
+            layer = node.layer
+            casts.append(tuple(i for i, t in enumerate(node.inputs)
+                               if t.dtype in ("int32", "int64") and t.dtype not in layer._input_dtypes))
+            out = node.outputs[0]
+            if out._keras_mask is not None:
+                has_mask.add(slots[id(out)])
+            takes = layer._consumes_mask and any(slots[id(t)] in has_mask for t in node.inputs)
+            masking.append((takes, out._keras_mask is not None))
+        self._casts = casts if any(casts) else None
+        self._masking = masking if any(t or p for t, p in masking) else None
+
+    @property
+    def _plain_float_graph(self):
+        """True when every value is float32 and no mask flows: the inference plans apply."""
+        return self._casts is None and self._masking is None and \
+            all(t.dtype == "float32" for t in self._inputs)
 
     @property
     def inputs(self):
@@ -262,10 +289,60 @@ class Model(Trainer, Layer):
         if training or True in self._node_training:  # batch-norm statistics move
             note_weights_written()
         with record_for_backward(training):
-            for (layer, ins, out, multi), ctx, fixed in zip(self._plan, ctxs, self._node_training):
-                vals[out] = layer.forward([vals[i] for i in ins] if multi else vals[ins[0]],
-                                          training if fixed is None else fixed, ctx)
+            if self._casts is None and self._masking is None:
+                for (layer, ins, out, multi), ctx, fixed in zip(self._plan, ctxs, self._node_training):
+                    vals[out] = layer.forward([vals[i] for i in ins] if multi else vals[ins[0]],
+                                              training if fixed is None else fixed, ctx)
+            else:
+                self._run_forward_general(vals, training, ctxs)
         return [vals[s] for s in self._output_slots]
+
+    def _run_forward_general(self, vals, training, ctxs, masks=None):
+        """The forward loop for graphs with integer values reaching float layers (cast here, as
+        Keras casts) or with masks: ``masks[slot]`` holds each value's mask (a bool array) or
+        None; a layer that takes masks gets its input's as ``mask=``, and a masking layer's
+        ``compute_mask`` gives the mask of its output."""
+        casts = self._casts or [()] * len(self._plan)
+        masking = self._masking
+        if masking is not None and masks is None:
+            masks = [None] * self._n_slots
+        for i, ((layer, ins, out, multi), ctx, fixed) in enumerate(zip(self._plan, ctxs, self._node_training)):
+            xs = [vals[s] for s in ins]
+            for k in casts[i]:
+                xs[k] = np.ascontiguousarray(xs[k], dtype=np.float32)
+            x = xs if multi else xs[0]
+            mode = training if fixed is None else fixed
+            if masking is not None and masking[i][0]:
+                mask = [masks[s] for s in ins] if multi else masks[ins[0]]
+                vals[out] = layer.forward(x, mode, ctx, mask=mask)
+            else:
+                vals[out] = layer.forward(x, mode, ctx)
+            if masking is not None and masking[i][1]:
+                masks[out] = layer.compute_mask(x, [masks[s] for s in ins] if multi else masks[ins[0]])
+        return masks
+
+    def compute_mask(self, inputs, mask=None):
+        """The masks of the model's outputs for ``inputs`` (arrays), as Keras attaches them to
+        the outputs of a call: a bool array per output, or None where no mask reaches it."""
+        if isinstance(inputs, KerasTensor) or (isinstance(inputs, (list, tuple)) and inputs and
+                                               isinstance(inputs[0], KerasTensor)):
+            outs = [t._keras_mask for t in self._outputs]
+            return outs[0] if len(outs) == 1 else outs
+        xs = self._standardize_x(inputs, "inputs")
+        vals = [None] * self._n_slots
+        vals[:len(xs)] = xs
+        masks = [None] * self._n_slots
+        if mask is not None:
+            given = mask if self._multi_input else [mask]
+            masks[:len(given)] = [None if m is None else np.asarray(m, bool) for m in given]
+        if self._masking is None and self._casts is None:
+            return None if len(self._outputs) == 1 else [None] * len(self._outputs)
+        ctxs = [{"node_index": i} for i in range(len(self._plan))]
+        with record_for_backward(False):
+            masks = self._run_forward_general(vals, False, ctxs, masks) if self._masking is not None \
+                else [None] * self._n_slots
+        outs = [masks[s] for s in self._output_slots]
+        return outs[0] if len(outs) == 1 else outs
 
     def _grad_plan(self, inputs_need_grad):
         """Per node: (run backward?, compute input gradient?) — cached, recomputed when the set of
@@ -306,6 +383,14 @@ class Model(Trainer, Layer):
     # -- as a layer (nested models) -----------------------------------------------------------------
     def compute_output_shape(self, input_shape):
         return self._output_shape
+
+    @property
+    def _input_dtypes(self):
+        return ("float32",) + tuple(t.dtype for t in getattr(self, "_inputs", ()))
+
+    def _output_dtype(self, input_dtype):
+        dtypes = [t.dtype for t in self._outputs]
+        return dtypes[0] if len(dtypes) == 1 else dtypes
 
     def _check_input_shape(self, shape):
         shapes = shape if self._multi_input else [shape]

@@ -54,6 +54,30 @@ def check_compatible(model, expected, got):
                          f"{_fmt(expected)}, found shape={_fmt(got)}{hint}")
 
 
+def _as_typed_input(model, x, tensor, what):
+    """``x`` for a model input of dtype int32/int64 or string (``tensor``), with Keras's rank
+    adjustment (a trailing axis of 1 added or dropped to match the input's rank)."""
+    if tensor.dtype == "string":
+        arr = _base.as_string_array(x, f"Model '{model.name}'", f"{what} (input '{tensor.name}' has dtype string)")
+    else:
+        arr = np.asarray(x)
+        if arr.dtype.kind == "f":
+            if not np.all(np.isfinite(arr)) or np.any(arr != np.trunc(arr)):
+                raise ValueError(f"Model '{model.name}': {what} feeds the {tensor.dtype} input "
+                                 f"'{tensor.name}' but holds non-integer values")
+        elif arr.dtype.kind not in "iub":
+            raise TypeError(f"Model '{model.name}': {what} feeds the {tensor.dtype} input '{tensor.name}' "
+                            f"and must be an integer array, got dtype {arr.dtype}")
+        arr = np.ascontiguousarray(arr, dtype=tensor.dtype)
+    ref = tensor.shape
+    if arr.ndim == len(ref) + 1 and arr.shape[-1] == 1:
+        arr = arr.reshape(arr.shape[:-1])
+    elif arr.ndim == len(ref) - 1 and ref[-1] == 1:
+        arr = arr.reshape(arr.shape + (1,))
+    check_compatible(model, ref, (None,) + arr.shape[1:] if arr.ndim else ())
+    return arr
+
+
 def _check_int(value, name, minimum, allow_none=False):
     if value is None and allow_none:
         return None
@@ -271,6 +295,9 @@ class Trainer:
             arrays = [x]
         out = []
         for a, t in zip(arrays, self._inputs):
+            if t.dtype != "float32":
+                out.append(_as_typed_input(self, a, t, what))
+                continue
             arr = np.asarray(a)
             if arr.dtype.kind not in "fiub":
                 raise TypeError(f"Model '{self.name}': {what} must be a numeric array, got dtype {arr.dtype}")
@@ -789,9 +816,9 @@ class Trainer:
         cbs = CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1,
                            steps=steps)
         ctxs = self._contexts("predict")
-        use_plans = len(xs) == 1
-        results = [np.empty((n_out,) + tuple(t.shape[1:]), np.float32) if None not in t.shape[1:] else None
-                   for t in self._outputs]
+        use_plans = len(xs) == 1 and self._plain_float_graph
+        results = [np.empty((n_out,) + tuple(t.shape[1:]), _base.numpy_dtype(t.dtype))
+                   if None not in t.shape[1:] else None for t in self._outputs]
         cbs.on_predict_begin()
         for step in range(steps):
             sl = slice(step * batch_size, min((step + 1) * batch_size, n))
@@ -804,12 +831,13 @@ class Trainer:
                 outs = self._run_forward([a[sl] for a in xs], False, ctxs)
             for i, o in enumerate(outs):
                 if results[i] is None:
-                    results[i] = np.empty((n_out,) + o.shape[1:], np.float32)
+                    results[i] = np.empty((n_out,) + o.shape[1:], o.dtype)
                 results[i][sl] = o
             cbs.on_predict_batch_end(step, {"outputs": [r[sl] for r in results]})
         cbs.on_predict_end()
         if n == 0:
-            results = [np.empty((0,) + tuple(0 if s is None else s for s in t.shape[1:]), np.float32)
+            results = [np.empty((0,) + tuple(0 if s is None else s for s in t.shape[1:]),
+                                _base.numpy_dtype(t.dtype))
                        if r is None else r for r, t in zip(results, self._outputs)]
         return results[0] if len(results) == 1 else results
 
@@ -867,7 +895,7 @@ class Trainer:
                 plans.clear()
             # a call fixed to training=True (Monte Carlo dropout) needs the general path
             ok = len(self._inputs) == 1 and len(self._output_slots) == 1 and \
-                True not in self._node_training
+                True not in self._node_training and self._plain_float_graph
             plans[key] = _inference.compile_plan(self._plan, shape, self._output_slots[0]) if ok else None
         return plans[key]
 
