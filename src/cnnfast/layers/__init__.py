@@ -59,3 +59,18 @@ __all__ += ["Conv1D", "Convolution1D", "SeparableConv1D", "SeparableConvolution1
 SERIALIZABLE.update({cls.__name__: cls for cls in (
     Conv1D, SeparableConv1D, MaxPooling1D, AveragePooling1D, GlobalMaxPooling1D, GlobalAveragePooling1D,
     UpSampling1D, ZeroPadding1D, Cropping1D)})
+
+# 3-D layers for volumes, on the 2-D kernels (each depth tap / slice pass a batched 2-D call).
+from .conv3d import Conv3D, Conv3DTranspose
+from .pooling3d import (AveragePooling3D, AvgPool3D, GlobalAveragePooling3D, GlobalAvgPool3D,
+                        GlobalMaxPool3D, GlobalMaxPooling3D, MaxPool3D, MaxPooling3D)
+from .reshaping3d import Cropping3D, UpSampling3D, ZeroPadding3D
+
+Convolution3D = Conv3D
+Convolution3DTranspose = Conv3DTranspose
+__all__ += ["Conv3D", "Convolution3D", "Conv3DTranspose", "Convolution3DTranspose", "MaxPooling3D",
+            "MaxPool3D", "AveragePooling3D", "AvgPool3D", "GlobalAveragePooling3D", "GlobalAvgPool3D",
+            "GlobalMaxPooling3D", "GlobalMaxPool3D", "UpSampling3D", "ZeroPadding3D", "Cropping3D"]
+SERIALIZABLE.update({cls.__name__: cls for cls in (
+    Conv3D, Conv3DTranspose, MaxPooling3D, AveragePooling3D, GlobalAveragePooling3D, GlobalMaxPooling3D,
+    UpSampling3D, ZeroPadding3D, Cropping3D)})

@@ -16,3 +16,5 @@ from ._nn import *  # noqa: F401,F403
 from . import image  # noqa: F401
 from ._resize import *  # noqa: F401,F403
 from ._embedding import *  # noqa: F401,F403
+from ._conv3d import *  # noqa: F401,F403
+from ._pool3d import *  # noqa: F401,F403
