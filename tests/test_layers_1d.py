@@ -463,3 +463,89 @@ def test_bad_arguments_are_clear_errors(rng):
             assert "Conv1D" in str(e) or "conv1d" in str(e)
         else:   # or supported, as in Conv2D: saved in the config
             assert layer.get_config()[next(iter(kwargs))] is not None
+
+
+# the bad-input sweep of tests/test_hardening_inputs.py, on (batch, steps, channels) inputs
+X3 = np.random.default_rng(8).standard_normal((2, 9, 3)).astype(np.float32)
+LAYERS_1D = {
+    "Conv1D": lambda: layers.Conv1D(4, 3), "Conv1D-causal": lambda: layers.Conv1D(4, 3, padding="causal"),
+    "SeparableConv1D": lambda: layers.SeparableConv1D(4, 3, padding="same"),
+    "MaxPooling1D": lambda: layers.MaxPooling1D(), "AveragePooling1D": lambda: layers.AveragePooling1D(2),
+    "GlobalMaxPooling1D": lambda: layers.GlobalMaxPooling1D(),
+    "GlobalAveragePooling1D": lambda: layers.GlobalAveragePooling1D(),
+    "UpSampling1D": lambda: layers.UpSampling1D(), "ZeroPadding1D": lambda: layers.ZeroPadding1D(),
+    "Cropping1D": lambda: layers.Cropping1D(),
+}
+
+
+def _non_contiguous(a):
+    big = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
+    big[..., ::2] = a
+    return big[..., ::2]
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS_1D))
+def test_bad_input_sweep(name):
+    layer = LAYERS_1D[name]()
+    for dtype in (np.complex64, object, "U3"):
+        with pytest.raises(TypeError) as info:
+            layer(X3.astype(dtype))
+        assert layer.name in str(info.value) and "dtype" in str(info.value)
+    ref = layer(X3, training=True)
+    for variant in (X3.astype(np.float64), X3.tolist(), _non_contiguous(X3), np.asfortranarray(X3)):
+        np.testing.assert_array_equal(layer(variant, training=True), ref)
+    with pytest.raises(ValueError) as info:
+        LAYERS_1D[name]()(np.float32(1))
+    assert "batch axis" in str(info.value) or "steps" in str(info.value)
+    assert layer(np.full(X3.shape, np.nan, np.float32), training=True).dtype == np.float32
+    empty = layer(X3[:0])
+    assert empty.shape == (0,) + ref.shape[1:]
+    other = np.ones((2, 9, 5), np.float32)
+    if layer.weights:
+        with pytest.raises(ValueError) as info:
+            layer(other)
+        assert layer.name in str(info.value)
+    else:
+        assert layer(other).shape[-1] == 5
+
+
+@pytest.mark.parametrize("name", ["Conv1D", "Conv1D-causal", "SeparableConv1D"])
+def test_backward_on_an_empty_batch(name, rng):
+    layer = LAYERS_1D[name]()
+    y, dy, dx = run_layer(layer, X3[:0], rng)
+    assert dx.shape == X3[:0].shape and np.all(layer.weights[0].grad == 0)
+
+
+def onnx_session(model, path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    cnnfast.onnx.export(model, str(path))
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def test_onnx_export_matches_predict(rng, tmp_path):
+    """Every 1-D layer through onnxruntime (the exporter needs the sequence length)."""
+    L = layers
+    inputs = L.Input(shape=(20, 6))
+    a = L.Conv1D(8, 3, padding="causal", dilation_rate=2, activation="relu")(inputs)
+    b = L.SeparableConv1D(8, 4, padding="same", depth_multiplier=2, activation="tanh")(a)
+    c = L.Conv1D(8, 3, padding="same", strides=2, groups=2)(L.Add()([a, b]))
+    d = L.AveragePooling1D(3, strides=2, padding="same")(L.MaxPooling1D(2, padding="same")(c))
+    e = L.Cropping1D((1, 0))(L.UpSampling1D(3)(L.ZeroPadding1D((2, 1))(d)))
+    f = L.Concatenate()([L.GlobalMaxPooling1D()(e), L.GlobalAveragePooling1D()(e),
+                         L.Flatten()(L.GlobalAveragePooling1D(keepdims=True)(e))])
+    model = models.Model(inputs, L.Dense(3, activation="softmax")(f))
+    model.set_weights([rng.standard_normal(w.shape) * 0.5 for w in model.get_weights()])
+    sess = onnx_session(model, tmp_path / "text.onnx")
+    x = rng.standard_normal((3, 20, 6)).astype(np.float32)
+    close(sess.run(None, {sess.get_inputs()[0].name: x})[0], model.predict(x, verbose=0), 1e-5)
+    variable = models.Sequential([L.Input(shape=(None, 6)), L.Conv1D(4, 3), L.GlobalMaxPooling1D()])
+    with pytest.raises(ValueError, match="unknown non-batch dimensions"):
+        cnnfast.onnx.export(variable, str(tmp_path / "variable.onnx"))
+
+
+def test_onnx_export_of_the_text_cnn(rng, tmp_path):
+    model = text_cnn(cnnfast)
+    sess = onnx_session(model, tmp_path / "seq.onnx")
+    x = rng.standard_normal((2, 20, 6)).astype(np.float32)
+    close(sess.run(None, {sess.get_inputs()[0].name: x})[0], model.predict(x, verbose=0), 1e-5)

@@ -49,12 +49,14 @@ class _Conv1DGeometry:
     """The 1-D geometry shared by the 1-D layers: Keras's 1-tuples in the public attributes
     (``kernel_size == (k,)``), the equivalent 2-D arguments for the NHWC kernels."""
 
+    _paddings = ("valid", "same", "causal")
+
     def _init_conv(self, kernel_size, strides, padding, data_format, dilation_rate, activation,
                    use_bias, explicit_padding=False):
         op = f"{type(self).__name__} '{self.name}'"
         self.kernel_size = as_single(kernel_size, op, "kernel_size", 1)
         self.strides = as_single(strides, op, "strides", 1)
-        self.padding = check_choice(padding, ("valid", "same", "causal"), op, "padding")
+        self.padding = check_choice(padding, self._paddings, op, "padding")
         _check_data_format(self, data_format)
         self.data_format = "channels_last"
         self.dilation_rate = as_single(dilation_rate, op, "dilation_rate", 1)
@@ -175,7 +177,10 @@ class SeparableConv1D(_Conv1DGeometry, SeparableConv2D):
     Weights ``depthwise_kernel`` ``(kernel_size, channels, depth_multiplier)``,
     ``pointwise_kernel`` ``(1, channels * depth_multiplier, filters)``, ``bias`` ``(filters,)``.
     Input ``(batch, steps, channels)``; output ``(batch, new_steps, filters)`` (steps as Conv1D).
+    Padding is "valid" or "same": Keras 3 refuses "causal" for separable convolutions.
     """
+
+    _paddings = ("valid", "same")
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
                  dilation_rate=1, depth_multiplier=1, activation=None, use_bias=True,

@@ -569,5 +569,9 @@ _HANDLERS.update({name: _elementwise(_identity_layer) for name in (
     "Identity", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
     "GaussianDropout", "AlphaDropout", "ActivityRegularization")})
 
+# the 1-D layers (their module reads this one's helpers, hence imported last)
+from ._export_1d import HANDLERS_1D  # noqa: E402
+_HANDLERS.update(HANDLERS_1D)
+
 # every layer cnnfast can rebuild from a file is covered (checked by the tests)
 EXPORTABLE = frozenset(_HANDLERS) - {"InputLayer"}
