@@ -74,3 +74,7 @@ __all__ += ["Conv3D", "Convolution3D", "Conv3DTranspose", "Convolution3DTranspos
 SERIALIZABLE.update({cls.__name__: cls for cls in (
     Conv3D, Conv3DTranspose, MaxPooling3D, AveragePooling3D, GlobalAveragePooling3D, GlobalMaxPooling3D,
     UpSampling3D, ZeroPadding3D, Cropping3D)})
+from .embedding import Embedding
+from .text_vectorization import TextVectorization
+__all__ += ["Embedding", "TextVectorization"]
+SERIALIZABLE.update({c.__name__: c for c in (Embedding, TextVectorization)})
