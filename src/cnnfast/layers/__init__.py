@@ -74,6 +74,14 @@ __all__ += ["Conv3D", "Convolution3D", "Conv3DTranspose", "Convolution3DTranspos
 SERIALIZABLE.update({cls.__name__: cls for cls in (
     Conv3D, Conv3DTranspose, MaxPooling3D, AveragePooling3D, GlobalAveragePooling3D, GlobalMaxPooling3D,
     UpSampling3D, ZeroPadding3D, Cropping3D)})
+
+from .augmentation import RandomCrop, RandomFlip, RandomRotation, RandomTranslation, RandomZoom
+from .augmentation_color import RandomBrightness, RandomContrast
+from .resizing import CenterCrop, Resizing
+__all__ += ["RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomCrop", "RandomContrast",
+            "RandomBrightness", "Resizing", "CenterCrop"]
+SERIALIZABLE.update({c.__name__: c for c in (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
+                                             RandomCrop, RandomContrast, RandomBrightness, Resizing, CenterCrop)})
 from .embedding import Embedding
 from .text_vectorization import TextVectorization
 __all__ += ["Embedding", "TextVectorization"]
