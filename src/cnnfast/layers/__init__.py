@@ -82,6 +82,14 @@ __all__ += ["RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "
             "RandomBrightness", "Resizing", "CenterCrop"]
 SERIALIZABLE.update({c.__name__: c for c in (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
                                              RandomCrop, RandomContrast, RandomBrightness, Resizing, CenterCrop)})
+
+from .lambda_layer import Lambda, register_keras_serializable
+from .merging import Dot, Maximum, Minimum, dot, maximum, minimum
+from .repeat_vector import RepeatVector
+__all__ += ["Maximum", "Minimum", "Dot", "maximum", "minimum", "dot", "RepeatVector", "Lambda",
+            "register_keras_serializable"]
+SERIALIZABLE.update({c.__name__: c for c in (Maximum, Minimum, Dot, RepeatVector, Lambda)})
+
 from .embedding import Embedding
 from .text_vectorization import TextVectorization
 __all__ += ["Embedding", "TextVectorization"]
