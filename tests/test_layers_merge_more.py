@@ -374,3 +374,57 @@ def test_register_keras_serializable_rules():
         layers.register_keras_serializable(package="cnnfast_tests", name="_double")(lambda x: x)
     with pytest.raises(ValueError, match="without '>'"):
         layers.register_keras_serializable(package="a>b")
+
+
+# --- ONNX export --------------------------------------------------------------------------------
+def _export_and_run(model, xs, tmp_path):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    path = tmp_path / "m.onnx"
+    cnnfast.onnx.export(model, path)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return sess.run(None, {i.name: x for i, x in zip(sess.get_inputs(), xs)})[0]
+
+
+def test_onnx_export_of_the_merges_and_repeat_vector(tmp_path, rng):
+    model = _model(cnnfast)
+    for batch in (1, 3):
+        xs = [rng.standard_normal((batch, 6)).astype(np.float32) for _ in range(2)]
+        np.testing.assert_allclose(_export_and_run(model, xs, tmp_path), model.predict(xs, verbose=0),
+                                   rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape_x,shape_y,axes", DOT_CASES)
+def test_onnx_export_of_dot(shape_x, shape_y, axes, tmp_path, rng):
+    a, b = layers.Input(shape_x), layers.Input(shape_y)
+    model = models.Model([a, b], layers.Dot(axes=axes, normalize=True)([a, b]))
+    xs = [rng.standard_normal((2,) + s).astype(np.float32) for s in (shape_x, shape_y)]
+    xs[0][0] = 0   # a zero vector: Keras's capped 1 / norm
+    np.testing.assert_allclose(_export_and_run(model, xs, tmp_path), model.predict(xs, verbose=0),
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("fn,arguments", [
+    (activations.gelu, {"approximate": True}), (activations.leaky_relu, {"negative_slope": 0.05}),
+    (activations.relu, {"max_value": 1.0, "threshold": 0.2, "negative_slope": 0.1}),
+    (activations.celu, {"alpha": 0.5}), (activations.soft_shrink, {"threshold": 0.3}),
+    (activations.threshold, {"threshold": 0.1, "default_value": -1.0}), (activations.squareplus, {"b": 2}),
+    (activations.log_softmax, {"axis": 1}), (activations.softmax, {"axis": -2}), (activations.sparsemax, {}),
+    (activations.mish, {}),
+])
+def test_onnx_export_of_activation_lambdas(fn, arguments, tmp_path, rng):
+    inp = layers.Input((4, 5))
+    model = models.Model(inp, layers.Lambda(fn, arguments=arguments)(inp))
+    x = (rng.standard_normal((3, 4, 5)) * 2).astype(np.float32)
+    np.testing.assert_allclose(_export_and_run(model, [x], tmp_path), model.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_onnx_export_refuses_python_lambdas(tmp_path):
+    pytest.importorskip("onnx")
+    inp = layers.Input((4,))
+    model = models.Model(inp, layers.Lambda(lambda v: v * 2, name="anon")(inp))
+    with pytest.raises(ValueError, match="Lambda 'anon' wraps a Python function"):
+        cnnfast.onnx.export(model, tmp_path / "x.onnx")

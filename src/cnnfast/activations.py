@@ -485,7 +485,6 @@ _TABLE = {
     "gelu": (gelu, _d_gelu, True),
     "mish": (mish, _d_mish, True),
     "celu": (celu, _d_celu, True),
-    "glu": (glu, _d_glu, True),
     "log_softmax": (log_softmax, _d_log_softmax, False),
     "log_sigmoid": (log_sigmoid, _d_log_sigmoid, True),
     "hard_tanh": (hard_tanh, _d_hard_tanh, True),

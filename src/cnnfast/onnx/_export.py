@@ -18,6 +18,7 @@ import os
 import numpy as np
 
 from . import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, require_onnx
+from ._export_activations import ACTIVATION_FORMS
 from ._names import unique
 
 __all__ = ["export_model"]
@@ -202,6 +203,8 @@ def _activation(w, name, x, act, axis_len4=False, base="act"):
         return w.node("HardSigmoid", [x], base, alpha=1.0 / 6.0, beta=0.5)
     if act == "hard_silu":   # x * hard_sigmoid(x): any opset (HardSwish needs 14)
         return w.node("Mul", [x, w.node("HardSigmoid", [x], base + "_gate", alpha=1.0 / 6.0, beta=0.5)], base)
+    if act in ACTIVATION_FORMS:   # the rarer Keras 3 activations, with Keras's default arguments
+        return ACTIVATION_FORMS[act](w, x, base, {}, 1 if axis_len4 else -1)
     raise ExportError(f"cnnfast.onnx.export: layer '{name}': activation '{act}' has no ONNX form here")
 
 
@@ -572,6 +575,10 @@ _HANDLERS.update({name: _elementwise(_identity_layer) for name in (
 # the 1-D layers (their module reads this one's helpers, hence imported last)
 from ._export_1d import HANDLERS_1D  # noqa: E402
 _HANDLERS.update(HANDLERS_1D)
+
+# Maximum, Minimum, Dot, RepeatVector, Lambda (also reads this module's helpers)
+from ._export_merge_more import HANDLERS_MERGE_MORE  # noqa: E402
+_HANDLERS.update(HANDLERS_MERGE_MORE)
 
 # every layer cnnfast can rebuild from a file is covered (checked by the tests)
 EXPORTABLE = frozenset(_HANDLERS) - {"InputLayer"}
