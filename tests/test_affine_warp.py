@@ -64,6 +64,10 @@ def transform_set(h, w):
         "translate_far": [1, 0, 3.1 * w + eps, 0, 1, -2.2 * h + eps, 0, 0],
         "shear": [1.0, 0.35, -1.1 + eps, -0.2, 1.1, 0.4 + eps, 0, 0],
         "projective": [0.9, 0.1, 0.3 + eps, -0.05, 1.05, 0.2 + eps, 0.012, -0.021],
+        # whole-pixel maps (the kernel's copy path): flips, and shifts reaching past the edges
+        "flip_both": [-1, 0, w - 1, 0, -1, h - 1, 0, 0],
+        "flip_shift": [-1, 0, w + 2, 0, 1, -4, 0, 0],
+        "shift_far": [1, 0, -2 * w - 3, 0, -1, h + 5, 0, 0],
     }
 
 

@@ -6,7 +6,7 @@
  * accumulated along the row, so no drift), its taps, then a loop over the contiguous channel
  * axis. A bilinear point whose four taps lie inside the image — almost every point of a rotation
  * or zoom — takes a branch-free path; only points near or beyond the border map their taps
- * through the fill mode. The channel loop is specialised for 1, 3 and 4 channels (the row
+ * through the fill mode. Maps onto whole pixels (flips, whole-pixel shifts) are row copies. The channel loop is specialised for 1, 3 and 4 channels (the row
  * function is inlined with a constant channel count), where a generic loop's overhead would
  * dominate. Memory-bound and gather-heavy: an AVX2 build of this file measured no faster
  * (the compiler cannot vectorise the gathers across pixels), so there is one portable path.
@@ -23,6 +23,19 @@ static int threads_for_bytes(int64_t items, int64_t bytes) {
 /* Source coordinates are clamped to +-2^40 before their floor is taken: far outside any image,
  * yet exactly representable, so the int64 tap arithmetic below cannot overflow. */
 #define CF_WARP_COORD_LIMIT 1099511627776.0
+
+/* floor(s) for |s| <= 2^40, without a libm call (baseline x86-64 has no rounding instruction). */
+static inline int64_t floor_index(double s) {
+    const int64_t i = (int64_t)s;   /* truncation towards zero */
+    return (double)i > s ? i - 1 : i;
+}
+
+/* rint(s) (ties to even, as torch.round) for |s| <= 2^40. */
+static inline int64_t round_index(double s) {
+    const int64_t f = floor_index(s);
+    const double d = s - (double)f;
+    return d > 0.5 || (d == 0.5 && (f & 1)) ? f + 1 : f;
+}
 
 /* A tap index mapped into [0, n) by the fill mode; *valid = 0 when a constant-mode tap lies
  * outside (its value is then fill_value). */
@@ -43,6 +56,14 @@ static inline int64_t fix_index(int64_t i, int64_t n, int mode, int *valid) {
             return (m - 1) / 2;
         }
     }
+}
+
+/* 1 when t maps every output pixel onto a whole input pixel: x' = +-x + i, y' = +-y + j with
+ * integers i, j (flips, whole-pixel translations). Both interpolations then read that pixel. */
+static inline int integer_map(const double *t) {
+    return (t[0] == 1.0 || t[0] == -1.0) && (t[4] == 1.0 || t[4] == -1.0) && t[1] == 0.0 && t[3] == 0.0 &&
+           t[6] == 0.0 && t[7] == 0.0 && fabs(t[2]) <= CF_WARP_COORD_LIMIT && fabs(t[5]) <= CF_WARP_COORD_LIMIT &&
+           t[2] == (double)(int64_t)t[2] && t[5] == (double)(int64_t)t[5];
 }
 
 typedef struct {
@@ -67,6 +88,18 @@ static inline __attribute__((always_inline)) void warp_rows(const warp_job *j, i
         const double *t = j->t + b * j->t_stride;
         const float *img = j->x + b * h * w * c;
         float *out = j->y + r * w * c;
+        if (integer_map(t)) {  /* flips and whole-pixel shifts: a copy, no interpolation */
+            int vy = 1;
+            const int64_t iy = fix_index((int64_t)t[4] * oy + (int64_t)t[5], h, mode, &vy);
+            const int64_t step = (int64_t)t[0], offset = (int64_t)t[2];
+            const float *src = img + iy * w * c;
+            for (int64_t ox = 0; ox < w; ox++, out += c) {
+                int valid = vy;
+                const float *p = src + fix_index(step * ox + offset, w, mode, &valid) * c;
+                for (int64_t k = 0; k < c; k++) out[k] = valid ? p[k] : fill;
+            }
+            continue;
+        }
         const double yy = (double)oy;
         const double ax = t[1] * yy + t[2], by = t[4] * yy + t[5], ck = t[7] * yy + 1.0;
         const int projective = t[6] != 0.0 || t[7] != 0.0;
@@ -88,15 +121,14 @@ static inline __attribute__((always_inline)) void warp_rows(const warp_job *j, i
             }
             if (j->interpolation == CF_WARP_NEAREST) {
                 int valid = 1;
-                const int64_t ix = fix_index((int64_t)nearbyint(sx), w, mode, &valid);
-                const int64_t iy = fix_index((int64_t)nearbyint(sy), h, mode, &valid);
+                const int64_t ix = fix_index(round_index(sx), w, mode, &valid);
+                const int64_t iy = fix_index(round_index(sy), h, mode, &valid);
                 const float *p = img + (iy * w + ix) * c;
                 for (int64_t k = 0; k < c; k++) out[k] = valid ? p[k] : fill;
                 continue;
             }
-            const double fx = floor(sx), fy = floor(sy);
-            const int64_t x0 = (int64_t)fx, y0 = (int64_t)fy;
-            const float wx1 = (float)(sx - fx), wy1 = (float)(sy - fy);
+            const int64_t x0 = floor_index(sx), y0 = floor_index(sy);
+            const float wx1 = (float)(sx - (double)x0), wy1 = (float)(sy - (double)y0);
             const float wx0 = 1.0f - wx1, wy0 = 1.0f - wy1;
             if (x0 >= 0 && x0 + 1 < w && y0 >= 0 && y0 + 1 < h) {  /* all four taps inside */
                 const float *restrict p00 = img + (y0 * w + x0) * c, *restrict p01 = p00 + c;

@@ -55,16 +55,15 @@ class RandomFlip(AugmentationLayer):
         self.mode = mode
 
     def _flip(self, x, flips):
-        """``x`` with the images where ``flips`` is True flipped (x is 4-D, NHWC)."""
-        y = x.copy()
-        if flips.any():
-            sel = x[flips]
-            if self.mode in (HORIZONTAL, HORIZONTAL_AND_VERTICAL):
-                sel = sel[:, :, ::-1]
-            if self.mode in (VERTICAL, HORIZONTAL_AND_VERTICAL):
-                sel = sel[:, ::-1]
-            y[flips] = sel
-        return y
+        """``x`` (4-D, NHWC) with the images where ``flips`` is True flipped: one nearest-neighbour
+        warp on integer points (exact), per-image identity or mirror matrices."""
+        n, h, w, _ = x.shape
+        t = np.tile(np.array([1.0, 0, 0, 0, 1.0, 0, 0, 0]), (n, 1))
+        if self.mode in (HORIZONTAL, HORIZONTAL_AND_VERTICAL):   # x' = w - 1 - x
+            t[flips, 0], t[flips, 2] = -1.0, w - 1.0
+        if self.mode in (VERTICAL, HORIZONTAL_AND_VERTICAL):     # y' = h - 1 - y
+            t[flips, 4], t[flips, 5] = -1.0, h - 1.0
+        return affine_warp(x, t, "nearest", "nearest")
 
     def forward(self, x, training, ctx):
         ctx["flips"] = None
