@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..ops.image import resize
 from .dataset_utils import (DirectoryDataset, check_label_args, check_validation_split_arg, encode_labels,
                             index_directory, training_or_validation_split)
 from .image_utils import COLOR_MODES, decode_image_file, pil_image
@@ -55,6 +53,7 @@ def _drop_unreadable(paths, labels, workers):
     """``paths``/``labels`` without the files Pillow cannot open, with one warning naming them."""
     if not paths:
         return paths, labels
+    from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(max(1, workers)) as pool:
         reasons = list(pool.map(_readable, paths))
     bad = [i for i, r in enumerate(reasons) if r is not None]
@@ -96,6 +95,7 @@ class ImageDirectoryDataset(DirectoryDataset):
             return None
 
     def _resize(self, images: np.ndarray) -> np.ndarray:
+        from ..ops.image import resize  # imported on first use: importing cnnfast.utils stays light
         return resize(images.astype(np.float32), self.image_size, interpolation=self.interpolation,
                       crop_to_aspect_ratio=self.crop_to_aspect_ratio,
                       pad_to_aspect_ratio=self.pad_to_aspect_ratio)
