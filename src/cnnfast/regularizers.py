@@ -66,7 +66,7 @@ class Regularizer:
         return np.zeros(np.shape(x), np.float32)
 
     def get_config(self) -> dict:
-        raise NotImplementedError(f"{self} does not implement get_config()")
+        raise NotImplementedError(f"{type(self).__name__} does not implement get_config()")
 
     @classmethod
     def from_config(cls, config):

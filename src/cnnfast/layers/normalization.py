@@ -42,6 +42,7 @@ class BatchNormalization(Layer):
             raise ValueError(f"{op}: epsilon must be > 0, got {epsilon!r}")
         self.center, self.scale = bool(center), bool(scale)
         self.synchronized = bool(synchronized)
+        self.renorm_momentum = as_float(renorm_momentum, op, "renorm_momentum")
         inits = {}
         for key, value in (("beta_initializer", beta_initializer), ("gamma_initializer", gamma_initializer),
                            ("moving_mean_initializer", moving_mean_initializer),
@@ -115,4 +116,6 @@ class BatchNormalization(Layer):
             config[key] = _initializers.serialize(getattr(self, key))
         config.update(_weight_options_config(self, "beta_regularizer", "gamma_regularizer",
                                              "beta_constraint", "gamma_constraint"))
+        # Keras writes the batch-renormalisation arguments too (renorm itself is refused above)
+        config.update(renorm=False, renorm_clipping=None, renorm_momentum=self.renorm_momentum)
         return config
