@@ -3,16 +3,18 @@
  *
  * Both passes are memory-bound copies/additions of whole rows, which the compiler vectorises at
  * the baseline ISA; wider ISAs were not worth their wheel bytes here. The gather splits output
- * rows over threads. The scatter-add cannot split rows (two positions may name one table row),
- * so it splits the columns: each thread owns slices of 16 columns of the whole table, zeroes them
- * (unless accumulating) and adds every dy row into them in increasing position order. Below the
- * runtime's parallel threshold one thread does everything (a fork/join costs more).
+ * rows over threads. The scatter-add cannot split positions (two positions may name one table
+ * row), so it splits the table's rows: each thread zeroes its own contiguous row range (unless
+ * accumulating), then scans every index and adds the dy rows whose id falls in its range, in
+ * increasing position order. No two threads write one row and every sum has one order, so the
+ * result does not depend on the thread count. Measured on a 2-core Zen 3: splitting the columns
+ * instead (each thread a slice of every row) was slower on 2 threads than on 1 (the two cores
+ * then write the same cache lines of the zeroed table); the row split is 10-30 % faster on 2.
+ * Below the runtime's parallel threshold one thread does everything (a fork/join costs more).
  */
 #include <string.h>
 #include "cnnfast/embedding.h"
 #include "runtime/cf_internal.h"
-
-#define SLICE 16  /* floats per column slice: one 64-byte cache line */
 
 #ifdef CNNFAST_HAVE_OPENMP
 #define PARALLEL_REGION(nt) _Pragma("omp parallel num_threads(nt) if(nt > 1)")
@@ -67,28 +69,22 @@ static int threads_for_bytes(int64_t items, int64_t bytes) {
         }                                                                                         \
         if (vocab * dim == 0) return CF_OK;                                                       \
         if (dtable == NULL || (n > 0 && dy == NULL)) return CF_ERR_ARGUMENT;                      \
-        const int64_t slices = (dim + SLICE - 1) / SLICE;                                         \
-        const int64_t bytes = (int64_t)sizeof(float) * dim * (2 * n + (accumulate ? 0 : vocab));  \
-        const int nt = threads_for_bytes(slices, bytes);                                          \
-        PARALLEL_REGION(nt)                                                                       \
-        {                                                                                         \
-            const cf_range rg = cf_split(slices, cf_thread_id(), cf_thread_count());              \
-            const int64_t k0 = rg.begin * SLICE, k1 = CF_MIN(rg.end * SLICE, dim);                \
-            const int64_t w = k1 - k0;                                                            \
-            if (w > 0) {                                                                          \
-                if (!accumulate) {                                                                \
-                    if (w == dim) memset(dtable, 0, (size_t)(vocab * dim) * sizeof(float));       \
-                    else                                                                          \
-                        for (int64_t v = 0; v < vocab; v++)                                       \
-                            memset(dtable + v * dim + k0, 0, (size_t)w * sizeof(float));          \
-                }                                                                                 \
-                for (int64_t i = 0; i < n; i++) {                                                 \
-                    float *restrict dst = dtable + (int64_t)idx[i] * dim + k0;                    \
-                    const float *restrict src = dy + i * dim + k0;                                \
-                    for (int64_t k = 0; k < w; k++) dst[k] += src[k];                             \
-                }                                                                                 \
-            }                                                                                     \
-        }                                                                                         \
+        const int64_t bytes = (int64_t)sizeof(float) * dim * (2 * n + (accumulate ? 0 : vocab));   \
+        const int nt = threads_for_bytes(vocab, bytes);                                            \
+        PARALLEL_REGION(nt)                                                                        \
+        {                                                                                          \
+            const cf_range rows = cf_split(vocab, cf_thread_id(), cf_thread_count());              \
+            const IDX_T r0 = (IDX_T)rows.begin, r1 = (IDX_T)rows.end;                              \
+            if (!accumulate)                                                                       \
+                memset(dtable + rows.begin * dim, 0, (size_t)((rows.end - rows.begin) * dim) * sizeof(float));\
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                const IDX_T v = idx[i];                                                            \
+                if (v < r0 || v >= r1) continue;                                                   \
+                float *restrict dst = dtable + (int64_t)v * dim;                                   \
+                const float *restrict src = dy + i * dim;                                          \
+                for (int64_t k = 0; k < dim; k++) dst[k] += src[k];                                \
+            }                                                                                      \
+        }                                                                                          \
         return CF_OK;                                                                             \
     }
 

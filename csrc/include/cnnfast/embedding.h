@@ -5,9 +5,9 @@
  * row i is table row idx[i]. The gradient of the table is dense (vocab, dim): row v is the sum of
  * the output-gradient rows i with idx[i] == v, added in increasing i.
  *
- * Threads: the gather splits the n output rows; the scatter-add splits the dim columns into
- * slices of 16 floats (whole cache lines), each thread zeroing and summing its own slice of
- * every row, so no two threads write one element and every sum runs in the same order: the
+ * Threads: the gather splits the n output rows; the scatter-add splits the table's rows, each
+ * thread zeroing its own row range and adding the dy rows whose id falls in it, in increasing
+ * position order, so no two threads write one element and every sum runs in the same order: the
  * result is bit-identical for any thread count.
  *
  * Range: an index outside [0, vocab) makes the call return CF_ERR_ARGUMENT with *bad set to the
