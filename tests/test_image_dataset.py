@@ -10,9 +10,9 @@ Everything else is checked against Keras's documented rules and Pillow-decoded r
 """
 from __future__ import annotations
 
+import io
 import os
 import pathlib
-import warnings
 
 import numpy as np
 import pytest
@@ -343,7 +343,6 @@ def test_load_img_matches_keras(tmp_path):
         np.testing.assert_array_equal(img_to_array(ours, "channels_first"),
                                       keras.utils.img_to_array(theirs, "channels_first"))
     with open(path, "rb") as f:
-        import io
         assert load_img(io.BytesIO(f.read())).size == (40, 28)
     with pytest.raises(ValueError, match="Invalid interpolation"):
         load_img(path, target_size=(5, 5), interpolation="cubic")
@@ -376,7 +375,6 @@ def test_save_img_round_trip_and_jpeg_rgba(tmp_path, rng):
     with pytest.warns(UserWarning, match="JPEG format does not support RGBA"):
         save_img(str(tmp_path / "b.jpg"), rng.uniform(size=(6, 7, 4)))
     assert load_img(tmp_path / "b.jpg", color_mode="rgba").size == (7, 6)
-    import io
     buffer = io.BytesIO()
     save_img(buffer, x, file_format="png", scale=False)
     buffer.seek(0)
