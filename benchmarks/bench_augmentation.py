@@ -1,12 +1,15 @@
 """Image augmentation layers: cnnfast vs torchvision.transforms.v2 on batched tensors; prints a
 table of median milliseconds per batch, images per second and the throughput ratio.
 
-    python benchmarks/bench_augmentation.py [--threads 1 2] [--batch 64] [--size 224] [--repeats 9]
+    python benchmarks/bench_augmentation.py [--threads 1 2] [--batch 64] [--size 224] [--repeats 9] [--eager]
 
 Method: the same float32 batch, NHWC (cnnfast's layout) and NCHW (torchvision's); each timing is
 the median of ``--repeats`` calls after one warm-up, cnnfast and torchvision interleaved call by
 call so a noisy neighbour slows both alike. Thread counts are pinned for both libraries
-(``cnnfast.set_num_threads``, ``torch.set_num_threads``).
+(``cnnfast.set_num_threads``, ``torch.set_num_threads``). cnnfast's layers run as ``fit`` runs
+them (``layer.forward(x, training=True, ctx)`` with the call site's ``ctx`` kept, so the output
+buffer is reused from step to step); ``--eager`` times ``layer(x, training=True)`` instead, which
+allocates a new output each call, as torchvision's transforms do.
 
 The pairs do the same work per pixel, with one difference of principle: torchvision's v2
 transforms draw one set of parameters for the whole batch (one angle, one zoom, one flip
@@ -85,6 +88,7 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--eager", action="store_true", help="time layer(x) calls (a new output each call)")
     args = parser.parse_args(argv)
 
     torch, v2 = import_torchvision_v2()
@@ -92,7 +96,8 @@ def main(argv=None):
     x = rng.random((args.batch, args.size, args.size, 3), dtype=np.float32)
     xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))) if torch is not None else None
     print(f"{args.batch} images of {args.size}x{args.size}x3 float32, median of {args.repeats}; "
-          f"cnnfast ISA {cnnfast.get_isa()}" + ("" if v2 else "; torchvision not available"))
+          f"cnnfast ISA {cnnfast.get_isa()}, {'eager calls' if args.eager else 'as in fit'}"
+          + ("" if v2 else "; torchvision not available"))
     header = f"{'layer':<22}{'threads':>8}{'cnnfast ms':>12}{'img/s':>9}{'tv2 ms':>10}{'img/s':>9}{'ratio':>8}"
     print(header)
     print("-" * len(header))
@@ -101,7 +106,8 @@ def main(argv=None):
         if torch is not None:
             torch.set_num_threads(threads)
         for name, layer, transform in cases(v2, args.size):
-            ours = lambda: layer(x, training=True)   # noqa: E731
+            ctx = {}
+            ours = (lambda: layer(x, training=True)) if args.eager else (lambda: layer.forward(x, True, ctx))  # noqa: E731
             theirs = (lambda: transform(xt)) if transform is not None else None   # noqa: E731
             ours()
             if theirs:

@@ -1,4 +1,4 @@
-"""cnnfast.ops.affine_warp / cnnfast.ops.image.affine_transform: the C warp against
+"""cnnfast.ops._warp (affine_warp, image_scale_shift) / cnnfast.ops.image.affine_transform: the C warp against
 scipy.ndimage.map_coordinates in float64 (every fill mode x interpolation, odd sizes, channel
 counts, ISA paths and thread counts), against Keras 3's keras.ops.image.affine_transform, and
 its argument errors."""
@@ -209,3 +209,42 @@ def test_bad_arguments_raise_clear_errors():
         ops.affine_warp(x, ident, fill_value="zero")
     with pytest.raises(ValueError, match="data_format"):
         image_ops.affine_transform(x, ident, data_format="NHWC")
+
+
+# ---------------------------------------------------------------------------------------------
+# the colour augmentations' intensity map
+@pytest.mark.parametrize("c", [1, 3, 5, 70])
+def test_image_scale_shift_matches_numpy(c, isa, threads, rng):
+    x = rng.standard_normal((3, 7, 45, c)).astype(np.float32)
+    scale = rng.uniform(0.5, 1.5, 3)
+    shift = rng.standard_normal((3, c))
+    want = np.clip(x.astype(np.float64) * scale[:, None, None, None] + shift[:, None, None, :], -0.8, 1.1)
+    np.testing.assert_allclose(ops.image_scale_shift(x, scale, shift, (-0.8, 1.1)), want, atol=1e-6)
+    y = x.copy()
+    assert ops.image_scale_shift(y, scale, shift, (-0.8, 1.1), out=y) is y   # in place
+    np.testing.assert_allclose(y, want, atol=1e-6)
+
+
+def test_image_scale_shift_nan_empty_and_errors():
+    x = np.array([np.nan, 2.0, -3.0], np.float32).reshape(1, 1, 3, 1)
+    y = ops.image_scale_shift(x, [1.0], [[0.0]], (0.0, 1.0))
+    assert np.isnan(y[0, 0, 0, 0]) and y[0, 0, 1, 0] == 1.0 and y[0, 0, 2, 0] == 0.0
+    assert ops.image_scale_shift(np.zeros((0, 2, 2, 3)), np.zeros(0), np.zeros((0, 3)), (0, 1)).shape == (0, 2, 2, 3)
+    with pytest.raises(ValueError, match="shift"):
+        ops.image_scale_shift(np.zeros((2, 2, 2, 3)), [1, 1], np.zeros((2, 2)), (0, 1))
+    with pytest.raises(ValueError, match="low <= high"):
+        ops.image_scale_shift(np.zeros((1, 2, 2, 3)), [1], np.zeros((1, 3)), (1, 0))
+    with pytest.raises(ValueError, match="4-D"):
+        ops.image_scale_shift(np.zeros((2, 2, 3)), [1, 1], np.zeros((2, 3)), (0, 1))
+
+
+def test_affine_warp_out_argument(rng):
+    x = rng.standard_normal((2, 5, 6, 3)).astype(np.float32)
+    t = rotation(0.5, 5, 6)
+    out = np.empty_like(x)
+    assert ops.affine_warp(x, t, out=out) is out
+    np.testing.assert_array_equal(out, ops.affine_warp(x, t))
+    with pytest.raises(ValueError, match="overlaps"):
+        ops.affine_warp(x, t, out=x)
+    with pytest.raises(ValueError, match="shape"):
+        ops.affine_warp(x, t, out=np.empty((2, 5, 6, 2), np.float32))

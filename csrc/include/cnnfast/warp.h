@@ -1,6 +1,7 @@
 /*
  * cnnfast/warp.h — projective / affine warping of NHWC float32 images (Keras 3's
- * keras.ops.image.affine_transform, TensorFlow's ImageProjectiveTransformV3).
+ * keras.ops.image.affine_transform, TensorFlow's ImageProjectiveTransformV3), and the
+ * per-image intensity maps of the colour augmentations.
  *
  * Geometry: each image b has its own 8 parameters t = [a0, a1, a2, b0, b1, b2, c0, c1] (or one
  * set shared by every image). Output pixel (x, y) — x the column, y the row, integer pixel
@@ -47,6 +48,13 @@ typedef enum {
 cf_status cf_affine_warp(const float *x, int64_t n, int64_t h, int64_t w, int64_t c,
                          const double *transforms, int64_t n_transforms,
                          int interpolation, int fill_mode, float fill_value, float *y);
+
+/* y = clamp(x * scale[b] + shift[b, k], lo, hi) for pixel channel k of image b.
+ *   x, y   (n, hw, c) images (y may be x: in place)
+ *   scale  n factors; shift (n, c) offsets
+ * A NaN input stays NaN. Sizes >= 0. */
+cf_status cf_image_scale_shift(const float *x, int64_t n, int64_t hw, int64_t c, const float *scale,
+                               const float *shift, float lo, float hi, float *y);
 
 #ifdef __cplusplus
 }

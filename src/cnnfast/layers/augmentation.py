@@ -54,7 +54,7 @@ class RandomFlip(AugmentationLayer):
                              f"{[HORIZONTAL, VERTICAL, HORIZONTAL_AND_VERTICAL]}")
         self.mode = mode
 
-    def _flip(self, x, flips):
+    def _flip(self, x, flips, out=None):
         """``x`` (4-D, NHWC) with the images where ``flips`` is True flipped: one nearest-neighbour
         warp on integer points (exact), per-image identity or mirror matrices."""
         n, h, w, _ = x.shape
@@ -63,7 +63,7 @@ class RandomFlip(AugmentationLayer):
             t[flips, 0], t[flips, 2] = -1.0, w - 1.0
         if self.mode in (VERTICAL, HORIZONTAL_AND_VERTICAL):     # y' = h - 1 - y
             t[flips, 4], t[flips, 5] = -1.0, h - 1.0
-        return affine_warp(x, t, "nearest", "nearest")
+        return affine_warp(x, t, "nearest", "nearest", out=out)
 
     def forward(self, x, training, ctx):
         ctx["flips"] = None
@@ -72,7 +72,7 @@ class RandomFlip(AugmentationLayer):
         xb = self._to_nhwc(x, ctx)
         flips = self._generator(ctx).random(xb.shape[0]) <= 0.5
         ctx["flips"] = flips
-        return self._from_nhwc(self._flip(xb, flips), ctx)
+        return self._from_nhwc(self._flip(xb, flips, self._out(xb, ctx)), ctx)
 
     def backward(self, dy, ctx, need_dx):
         if not need_dx:
@@ -109,7 +109,8 @@ class _Warp(RandomWarpLayer):
         n, h, w, _ = xb.shape
         ctx["augmented"] = True
         t = self._matrices(self._generator(ctx), n, h, w)
-        return self._from_nhwc(affine_warp(xb, t, self.interpolation, self.fill_mode, self.fill_value), ctx)
+        y = affine_warp(xb, t, self.interpolation, self.fill_mode, self.fill_value, out=self._out(xb, ctx))
+        return self._from_nhwc(y, ctx)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import KerasTensor, Layer, rng_step
+from .base import KerasTensor, Layer, buffer, rng_step
 
 __all__ = []  # helpers for the augmentation layers
 
@@ -105,6 +105,11 @@ class ImageLayer(Layer):
             y = y.transpose(0, 3, 1, 2)
         y = np.ascontiguousarray(y, dtype=np.float32)
         return y[0] if ctx.get("single") else y
+
+    def _out(self, xb, ctx):
+        """An output buffer for a result of ``xb``'s shape, reused between the steps of ``fit``
+        (``ctx`` lives as long as the call site), or None when the result is transposed back."""
+        return buffer(ctx, "y", xb.shape) if self.data_format == "channels_last" else None
 
     def _spatial_axes(self, ndim: int) -> tuple[int, int]:
         """The height and width axes of an input of rank ``ndim``."""

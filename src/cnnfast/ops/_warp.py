@@ -18,10 +18,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _kernels
-from ._checks import check_size, empty
+from ._checks import check_out, check_size
 from ._keras_args import as_array, keras_op
 
-__all__ = ["affine_warp", "affine_transform"]
+__all__ = ["affine_warp", "affine_transform", "image_scale_shift"]
 
 INTERPOLATIONS = {"nearest": 0, "bilinear": 1}
 FILL_MODES = {"constant": 0, "nearest": 1, "wrap": 2, "reflect": 3}
@@ -63,9 +63,10 @@ def _fill(fill_value, op: str) -> float:
         raise TypeError(f"{op}: fill_value must be a number, got {fill_value!r}") from None
 
 
-def affine_warp(images, transforms, interpolation="bilinear", fill_mode="constant", fill_value=0.0):
+def affine_warp(images, transforms, interpolation="bilinear", fill_mode="constant", fill_value=0.0, out=None):
     """``(N, H, W, C)`` float32 images warped by ``transforms`` (``(N, 8)`` or ``(8,)``/``(1, 8)``
-    for all), in the C kernel; the result is a new float32 array of the input's shape."""
+    for all), in the C kernel; the result is float32 of the input's shape (written into ``out``
+    when given: float32, C-contiguous, not overlapping the images)."""
     op = "affine_warp"
     x = np.asarray(images)
     if x.dtype.kind not in "fiu":
@@ -76,7 +77,7 @@ def affine_warp(images, transforms, interpolation="bilinear", fill_mode="constan
     mode_i, fill_i = _check_modes(interpolation, fill_mode)
     t = _transforms(transforms, x.shape[0], op)
     check_size(x.shape, op)
-    y = empty(x.shape, op)
+    y = check_out(out, x.shape, op, inputs=(x,))
     _kernels.affine_warp(x.reshape(-1), tuple(x.shape), t.reshape(-1), t.shape[0], mode_i, fill_i,
                          _fill(fill_value, op), y.reshape(-1))
     return y
@@ -126,3 +127,28 @@ def affine_transform(images, transform, interpolation="bilinear", fill_mode="con
         info = np.iinfo(original)
         return np.clip(np.round(out), info.min, info.max).astype(original)
     return out if original == np.float32 else out.astype(original)
+
+
+def image_scale_shift(images, scale, shift, clip, out=None):
+    """``clip(images * scale[b] + shift[b, k], *clip)`` for channel ``k`` of image ``b`` of
+    ``(N, H, W, C)`` float32 ``images`` (``scale`` ``(N,)``, ``shift`` ``(N, C)``), in one threaded C
+    pass: the colour augmentations' intensity map. ``out`` may be the images themselves."""
+    op = "image_scale_shift"
+    x = np.asarray(images)
+    if x.dtype.kind not in "fiu":
+        raise TypeError(f"{op}: images must be a real numeric array (float32 preferred), got dtype {x.dtype}")
+    if x.ndim != 4:
+        raise ValueError(f"{op}: images must be 4-D (N, H, W, C), got shape {x.shape}")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    n, h, w, c = x.shape
+    scale = np.ascontiguousarray(scale, dtype=np.float32).reshape(-1)
+    shift = np.ascontiguousarray(shift, dtype=np.float32)
+    if scale.shape != (n,) or shift.shape != (n, c):
+        raise ValueError(f"{op}: scale must be ({n},) and shift ({n}, {c}) for images of shape {x.shape}, "
+                         f"got {scale.shape} and {shift.shape}")
+    lo, hi = (float(v) for v in clip)
+    if not lo <= hi:
+        raise ValueError(f"{op}: clip must be (low, high) with low <= high, got {clip!r}")
+    y = check_out(out, x.shape, op, inputs=(x,), allow_exact_alias=True)
+    _kernels.image_scale_shift(x.reshape(-1), n, h * w, c, scale, shift.reshape(-1), lo, hi, y.reshape(-1))
+    return y

@@ -1,0 +1,62 @@
+/*
+ * cf_intensity.c — per-image, per-channel affine intensity maps of NHWC images, clipped
+ * (cnnfast/warp.h): the contrast and brightness augmentations, one pass over the batch.
+ *
+ * An image is a flat run of hw * c floats whose shift repeats with period c. The shifts of
+ * eight pixels are laid out once per image (8 * c floats, a multiple of every SIMD width), so
+ * the inner loop is a plain multiply-add-clamp over aligned runs that the compiler vectorises
+ * whatever the channel count. Threads split the n * hw pixels statically.
+ */
+#include "cnnfast/warp.h"
+#include "runtime/cf_internal.h"
+
+#define CF_SHIFT_PIXELS 8
+#define CF_SHIFT_MAX_CHANNELS 64   /* wider images run channel by channel (already SIMD-wide) */
+
+static inline float clamp(float v, float lo, float hi) {
+    return v < lo ? lo : (v > hi ? hi : v);   /* NaN passes through, as a clip does */
+}
+
+/* Pixels [p0, p1) of one image: y = clamp(x * s + shift[k]). */
+static void map_pixels(const float *x, float *y, int64_t p0, int64_t p1, int64_t c, float s,
+                       const float *shift, float lo, float hi) {
+    if (c > CF_SHIFT_MAX_CHANNELS) {
+        for (int64_t p = p0; p < p1; p++)
+            for (int64_t k = 0; k < c; k++) y[p * c + k] = clamp(x[p * c + k] * s + shift[k], lo, hi);
+        return;
+    }
+    float pattern[CF_SHIFT_PIXELS * CF_SHIFT_MAX_CHANNELS];
+    const int64_t period = CF_SHIFT_PIXELS * c;
+    for (int64_t m = 0; m < period; m++) pattern[m] = shift[m % c];
+    const float *xs = x + p0 * c;
+    float *ys = y + p0 * c;
+    const int64_t total = (p1 - p0) * c;
+    int64_t j = 0;
+    for (; j + period <= total; j += period)
+        for (int64_t m = 0; m < period; m++) ys[j + m] = clamp(xs[j + m] * s + pattern[m], lo, hi);
+    for (int64_t m = 0; j + m < total; m++) ys[j + m] = clamp(xs[j + m] * s + pattern[m], lo, hi);
+}
+
+cf_status cf_image_scale_shift(const float *x, int64_t n, int64_t hw, int64_t c, const float *scale,
+                               const float *shift, float lo, float hi, float *y) {
+    if (n < 0 || hw < 0 || c < 0) return CF_ERR_ARGUMENT;
+    if (n * hw * c == 0) return CF_OK;
+    if (x == NULL || y == NULL || scale == NULL || shift == NULL) return CF_ERR_ARGUMENT;
+    const int64_t pixels = n * hw;
+    const int nt = (int64_t)sizeof(float) * pixels * c * 2 < cf_get_parallel_min_bytes() ? 1 : cf_threads_for(pixels);
+#ifdef CNNFAST_HAVE_OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+    {
+        CF_FTZ_BEGIN;
+        const cf_range rg = cf_split(pixels, cf_thread_id(), cf_thread_count());
+        for (int64_t p = rg.begin; p < rg.end;) {   /* the range cut at image boundaries */
+            const int64_t b = p / hw, end = CF_MIN(rg.end, (b + 1) * hw);
+            const int64_t base = b * hw * c;
+            map_pixels(x + base, y + base, p - b * hw, end - b * hw, c, scale[b], shift + b * c, lo, hi);
+            p = end;
+        }
+        CF_FTZ_END;
+    }
+    return CF_OK;
+}
