@@ -2,7 +2,7 @@
 
     python benchmarks/bench_conv1d.py [--threads 1 2] [--batch 32] [--steps 400] [--channels 128]
                                       [--kernels 3 5 7] [--padding valid] [--repeats 15]
-                                      [--no-input-grad]
+                                      [--no-input-grad] [--clock wall|cpu]
 
 What is timed (activations left out, bias in):
   * cnnfast: ``layers.Conv1D`` as a model trains it: ``forward`` into its reused buffer, then
@@ -13,7 +13,9 @@ What is timed (activations left out, bias in):
     output gradient (forward alone under ``torch.no_grad()``).
 Each figure is the median of ``--repeats`` runs after one warm-up, with the implementations
 interleaved run by run so that a noisy neighbour slows both alike; on a shared machine quote the
-medians with that caveat. FLOPs are ``2 * batch * out_steps * filters * channels * kernel`` per
+medians with that caveat. ``--clock cpu`` times the 1-thread runs with the calling thread's CPU
+clock (both libraries compute in the calling thread then), which leaves out time spent waiting
+for a core on a loaded machine. FLOPs are ``2 * batch * out_steps * filters * channels * kernel`` per
 pass (x3 for forward+backward with the input gradient, x2 without).
 """
 from __future__ import annotations
@@ -89,15 +91,15 @@ def torch_fns(case, need_dx):
     return fwd, fwd_bwd
 
 
-def interleaved_medians(fns: dict, repeats: int) -> dict:
+def interleaved_medians(fns: dict, repeats: int, clock=time.perf_counter) -> dict:
     times = {k: [] for k in fns}
     for f in fns.values():
         f()   # warm-up: buffers, workspaces, lazy initialisation
     for _ in range(repeats):
         for k, f in fns.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             f()
-            times[k].append(time.perf_counter() - t0)
+            times[k].append(clock() - t0)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -108,9 +110,10 @@ def run(args, out=sys.stdout):
         cnnfast.set_num_threads(nt)
         if torch is not None:
             torch.set_num_threads(nt)
+        cpu_clock = args.clock == "cpu" and nt == 1
         print(f"\n## {nt} thread(s); ISA {cnnfast.get_isa()}; batch {args.batch}, {args.steps} steps, "
               f"{args.channels} -> {args.channels} channels, padding {args.padding!r}; median of "
-              f"{args.repeats}; load average {os.getloadavg()[0]:.1f}", file=out)
+              f"{args.repeats}; {'CPU' if cpu_clock else 'wall'} clock; load average {os.getloadavg()[0]:.1f}", file=out)
         print(f"{'kernel':>6s} {'pass':9s} {'cnnfast ms':>10s} {'GFLOP/s':>8s} {'torch ms':>9s} "
               f"{'GFLOP/s':>8s} {'ratio':>6s}", file=out)
         for k in args.kernels:
@@ -118,7 +121,7 @@ def run(args, out=sys.stdout):
             fns = dict(zip(("cnnfast_f", "cnnfast_fb"), cnnfast_fns(case, need_dx)))
             if torch is not None:
                 fns.update(zip(("torch_f", "torch_fb"), torch_fns(case, need_dx)))
-            med = interleaved_medians(fns, args.repeats)
+            med = interleaved_medians(fns, args.repeats, time.thread_time if cpu_clock else time.perf_counter)
             for pass_, suffix, mult in (("fwd", "_f", 1), ("fwd+bwd", "_fb", 3 if need_dx else 2)):
                 t = med["cnnfast" + suffix]
                 tt = med.get("torch" + suffix, float("nan"))
@@ -142,6 +145,8 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--no-input-grad", action="store_true",
                     help="leave the input gradient out (a first layer reading the data)")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="cpu: thread CPU time for the 1-thread runs (robust on a shared machine)")
     args = ap.parse_args(argv)
     print(f"cnnfast {cnnfast.__version__}, torch {torch.__version__ if torch else 'absent'}, "
           f"numpy {np.__version__}")
