@@ -228,3 +228,20 @@ def test_shared_embedding_adds_both_gradients():
         step[idx] = 1e-6
         num[idx] = (loss(table + step) - loss(table - step)) / 2e-6
     np.testing.assert_allclose(grads[0], num, rtol=1e-3, atol=1e-5)
+
+
+def test_keras_weights_files_both_ways(tmp_path):
+    keras = pytest.importorskip("keras")
+
+    def build(lib):
+        return lib.Sequential([lib.Input((5,), dtype="int32"), lib.layers.Embedding(20, 4, mask_zero=True),
+                               lib.layers.Flatten(), lib.layers.Dense(2)])
+    ours, theirs = build(cnnfast), build(keras)
+    ids = np.array([[1, 2, 0, 0, 3], [19, 18, 17, 0, 0]])
+    ours.save_weights(tmp_path / "ours.weights.h5")
+    theirs.load_weights(tmp_path / "ours.weights.h5")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(theirs(ids)), ours.predict(ids, verbose=0), rtol=1e-6)
+    fresh = build(keras)
+    fresh.save_weights(tmp_path / "theirs.weights.h5")
+    ours.load_weights(tmp_path / "theirs.weights.h5")
+    np.testing.assert_allclose(ours.predict(ids, verbose=0), keras.ops.convert_to_numpy(fresh(ids)), rtol=1e-6)
