@@ -1,5 +1,5 @@
-"""cnnfast.ops._warp (affine_warp, image_scale_shift) / cnnfast.ops.image.affine_transform: the C warp against
-scipy.ndimage.map_coordinates in float64 (every fill mode x interpolation, odd sizes, channel
+"""cnnfast.ops._warp (affine_warp, image_scale_shift) and cnnfast.ops.image.affine_transform: the C
+warp against scipy.ndimage.map_coordinates in float64 (every fill mode x interpolation, odd sizes, channel
 counts, ISA paths and thread counts), against Keras 3's keras.ops.image.affine_transform, and
 its argument errors."""
 import os

@@ -260,6 +260,13 @@ def test_seeds_reproduce_and_steps_differ(rng, name, args):
         np.testing.assert_array_equal(a(x), b(x))
     finally:
         base.set_rng_step(None)
+    # the draws' seed is an int even for seed=None (distributed fit gives each rank its own), the
+    # config keeps what was given, as Keras's does (RandomCrop: the seed it drew)
+    layer = getattr(layers, name)(*args)
+    assert isinstance(layer.seed, int)
+    assert (layer.get_config()["seed"] is None) == (name != "RandomCrop")
+    layer.seed = 42
+    np.testing.assert_array_equal(layer(x), first)
     cnnfast.utils.set_random_seed(5)
     unseeded = getattr(layers, name)(*args)(x)
     cnnfast.utils.set_random_seed(5)

@@ -84,7 +84,7 @@ class RandomFlip(AugmentationLayer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(seed=self.seed, mode=self.mode)
+        config.update(seed=self._seed_arg, mode=self.mode)
         return config
 
 
@@ -147,7 +147,7 @@ class RandomRotation(_Warp):
     def get_config(self):
         config = super().get_config()
         config.update(factor=self.factor, fill_mode=self.fill_mode, fill_value=self.fill_value,
-                      interpolation=self.interpolation, seed=self.seed)
+                      interpolation=self.interpolation, seed=self._seed_arg)
         return config
 
 
@@ -201,7 +201,7 @@ class RandomZoom(_Warp):
     def get_config(self):
         config = super().get_config()
         config.update(height_factor=self.height_factor, width_factor=self.width_factor, fill_mode=self.fill_mode,
-                      interpolation=self.interpolation, seed=self.seed, fill_value=self.fill_value)
+                      interpolation=self.interpolation, seed=self._seed_arg, fill_value=self.fill_value)
         return config
 
 
@@ -253,7 +253,7 @@ class RandomTranslation(_Warp):
     def get_config(self):
         config = super().get_config()
         config.update(height_factor=self.height_factor, width_factor=self.width_factor, fill_mode=self.fill_mode,
-                      interpolation=self.interpolation, seed=self.seed, fill_value=self.fill_value)
+                      interpolation=self.interpolation, seed=self._seed_arg, fill_value=self.fill_value)
         return config
 
 
@@ -320,5 +320,5 @@ class RandomCrop(AugmentationLayer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(height=self.height, width=self.width, seed=self.seed)
+        config.update(height=self.height, width=self.width, seed=self._seed_arg)
         return config

@@ -132,11 +132,13 @@ class AugmentationLayer(ImageLayer):
                                  or not 0 <= seed < 2 ** 64):
             raise ValueError(f"{type(self).__name__} '{self.name}': seed must be a non-negative integer or "
                              f"None, got {seed!r}")
-        self.seed = None if seed is None else int(seed)
+        self._seed_arg = None if seed is None else int(seed)   # what the config saves, as Keras's
         if seed is None:
             from ..utils.random import next_seed
-            seed = next_seed()
-        self._rng_seed = int(seed)
+            seed = next_seed() & 0x7FFFFFFF
+        # the seed the draws use (an int even for seed=None, so distributed fit can give every
+        # rank its own stream, as it does for Dropout)
+        self.seed = int(seed)
         self._eager_step = 0
 
     # -- calling: Keras's call() defaults to training=True -----------------------------------
@@ -154,7 +156,7 @@ class AugmentationLayer(ImageLayer):
         if step is None:  # outside fit: a private counter
             step = self._eager_step
             self._eager_step += 1
-        seed = (self._rng_seed + 0x9E3779B9 * ctx.get("node_index", 0)) % 2 ** 64
+        seed = (self.seed + 0x9E3779B9 * ctx.get("node_index", 0)) % 2 ** 64
         return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, int(step)])))
 
 

@@ -62,7 +62,7 @@ class RandomContrast(RandomWarpLayer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(factor=self.factor, value_range=self.value_range, seed=self.seed)
+        config.update(factor=self.factor, value_range=self.value_range, seed=self._seed_arg)
         return config
 
 
@@ -101,5 +101,5 @@ class RandomBrightness(RandomWarpLayer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(factor=self.factor, value_range=self.value_range, seed=self.seed)
+        config.update(factor=self.factor, value_range=self.value_range, seed=self._seed_arg)
         return config
