@@ -223,6 +223,12 @@ def test_image_scale_shift_matches_numpy(c, isa, threads, rng):
     y = x.copy()
     assert ops.image_scale_shift(y, scale, shift, (-0.8, 1.1), out=y) is y   # in place
     np.testing.assert_allclose(y, want, atol=1e-6)
+    # with the images' own channel means (contrast): threads then take whole images
+    coef = rng.uniform(-0.5, 0.5, 3)
+    mean = x.astype(np.float64).mean(axis=(1, 2))
+    want = np.clip(x * scale[:, None, None, None] + (shift + coef[:, None] * mean)[:, None, None, :], -0.8, 1.1)
+    np.testing.assert_allclose(ops.image_scale_shift(x, scale, shift, (-0.8, 1.1), mean_coef=coef), want,
+                               atol=2e-6)
 
 
 def test_image_scale_shift_nan_empty_and_errors():

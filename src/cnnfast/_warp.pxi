@@ -25,17 +25,19 @@ def affine_warp(const float[::1] x, tuple shape, const double[::1] transforms, i
 
 cdef extern from "cnnfast/warp.h" nogil:
     cf_status cf_image_scale_shift(const float *x, int64_t n, int64_t hw, int64_t c, const float *scale,
-                                   const float *shift, float lo, float hi, float *y)
+                                   const float *shift, const float *mean_coef, float lo, float hi, float *y)
 
 
 def image_scale_shift(const float[::1] x, int64_t n, int64_t hw, int64_t c, const float[::1] scale,
-                      const float[::1] shift, float lo, float hi, float[::1] y):
-    """y := clip(x * scale[b] + shift[b, k], lo, hi) over (n, hw, c) images"""
+                      const float[::1] shift, const float[::1] mean_coef, float lo, float hi, float[::1] y):
+    """y := clip(x * scale[b] + shift[b, k] + mean_coef[b] * mean_b,k(x), lo, hi) over (n, hw, c)
+    images; mean_coef None: no mean term"""
     cdef const float *xp = _cf32_or_null(x)
     cdef float *yp = _f32_or_null(y)
     cdef const float *sp = _cf32_or_null(scale)
     cdef const float *hp = _cf32_or_null(shift)
+    cdef const float *mp = _cf32_or_null(mean_coef)
     cdef cf_status st
     with nogil:
-        st = cf_image_scale_shift(xp, n, hw, c, sp, hp, lo, hi, yp)
+        st = cf_image_scale_shift(xp, n, hw, c, sp, hp, mp, lo, hi, yp)
     check_status(st, "image_scale_shift")

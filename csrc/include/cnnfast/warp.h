@@ -49,12 +49,14 @@ cf_status cf_affine_warp(const float *x, int64_t n, int64_t h, int64_t w, int64_
                          const double *transforms, int64_t n_transforms,
                          int interpolation, int fill_mode, float fill_value, float *y);
 
-/* y = clamp(x * scale[b] + shift[b, k], lo, hi) for pixel channel k of image b.
- *   x, y   (n, hw, c) images (y may be x: in place)
- *   scale  n factors; shift (n, c) offsets
+/* y = clamp(x * scale[b] + shift[b, k] + mean_coef[b] * mean[b, k], lo, hi) for channel k of
+ * pixel p of image b, mean[b, k] being the mean of that channel over image b.
+ *   x, y       (n, hw, c) images (y may be x: in place)
+ *   scale      n factors; shift (n, c) offsets
+ *   mean_coef  n weights of the channel means, or NULL for none (no mean pass)
  * A NaN input stays NaN. Sizes >= 0. */
 cf_status cf_image_scale_shift(const float *x, int64_t n, int64_t hw, int64_t c, const float *scale,
-                               const float *shift, float lo, float hi, float *y);
+                               const float *shift, const float *mean_coef, float lo, float hi, float *y);
 
 #ifdef __cplusplus
 }

@@ -48,13 +48,11 @@ class RandomContrast(RandomWarpLayer):
         xb = self._to_nhwc(x, ctx)
         ctx["augmented"] = True
         factor = self._generator(ctx).uniform(1.0 - self.factor[0], 1.0 + self.factor[1], xb.shape[0])
-        n, h, w, c = xb.shape
-        xb = np.ascontiguousarray(xb)
-        # per-channel means as one matrix product (a strided NumPy mean is several times slower);
-        # (x - mean) * factor + mean = x * factor + (1 - factor) * mean, one C pass with the clip
-        mean = np.matmul(np.full((1, h * w), 1.0 / max(h * w, 1), np.float32), xb.reshape(n, h * w, c))
-        shift = (1.0 - factor.reshape(n, 1)) * mean.reshape(n, c)
-        y = image_scale_shift(xb, factor, shift, self.value_range, out=self._out(xb, ctx))
+        n, c = xb.shape[0], xb.shape[3]
+        # (x - mean) * factor + mean = x * factor + (1 - factor) * mean: one C pass per image,
+        # the per-channel means included
+        y = image_scale_shift(xb, factor, np.zeros((n, c), np.float32), self.value_range,
+                              mean_coef=1.0 - factor, out=self._out(xb, ctx))
         return self._from_nhwc(y, ctx)
 
     def compute_output_shape(self, input_shape):

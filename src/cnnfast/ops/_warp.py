@@ -129,10 +129,12 @@ def affine_transform(images, transform, interpolation="bilinear", fill_mode="con
     return out if original == np.float32 else out.astype(original)
 
 
-def image_scale_shift(images, scale, shift, clip, out=None):
-    """``clip(images * scale[b] + shift[b, k], *clip)`` for channel ``k`` of image ``b`` of
-    ``(N, H, W, C)`` float32 ``images`` (``scale`` ``(N,)``, ``shift`` ``(N, C)``), in one threaded C
-    pass: the colour augmentations' intensity map. ``out`` may be the images themselves."""
+def image_scale_shift(images, scale, shift, clip, mean_coef=None, out=None):
+    """``clip(images * scale[b] + shift[b, k] + mean_coef[b] * mean[b, k], *clip)`` for channel ``k``
+    of image ``b`` of ``(N, H, W, C)`` float32 ``images``, ``mean[b, k]`` being that channel's mean
+    over the image (``scale`` and ``mean_coef`` ``(N,)``, ``shift`` ``(N, C)``; ``mean_coef=None``:
+    no mean term), in one threaded C pass: the colour augmentations' intensity map. ``out`` may be
+    the images themselves."""
     op = "image_scale_shift"
     x = np.asarray(images)
     if x.dtype.kind not in "fiu":
@@ -143,12 +145,16 @@ def image_scale_shift(images, scale, shift, clip, out=None):
     n, h, w, c = x.shape
     scale = np.ascontiguousarray(scale, dtype=np.float32).reshape(-1)
     shift = np.ascontiguousarray(shift, dtype=np.float32)
-    if scale.shape != (n,) or shift.shape != (n, c):
-        raise ValueError(f"{op}: scale must be ({n},) and shift ({n}, {c}) for images of shape {x.shape}, "
-                         f"got {scale.shape} and {shift.shape}")
+    if mean_coef is not None:
+        mean_coef = np.ascontiguousarray(mean_coef, dtype=np.float32).reshape(-1)
+    if scale.shape != (n,) or shift.shape != (n, c) or (mean_coef is not None and mean_coef.shape != (n,)):
+        raise ValueError(f"{op}: scale and mean_coef must be ({n},) and shift ({n}, {c}) for images of shape "
+                         f"{x.shape}, got {scale.shape}, {None if mean_coef is None else mean_coef.shape} and "
+                         f"{shift.shape}")
     lo, hi = (float(v) for v in clip)
     if not lo <= hi:
         raise ValueError(f"{op}: clip must be (low, high) with low <= high, got {clip!r}")
-    y = check_out(out, x.shape, op, inputs=(x,), allow_exact_alias=True)
-    _kernels.image_scale_shift(x.reshape(-1), n, h * w, c, scale, shift.reshape(-1), lo, hi, y.reshape(-1))
+    y = check_out(out, x.shape, op, inputs=(x,), allow_exact_alias=mean_coef is None)
+    _kernels.image_scale_shift(x.reshape(-1), n, h * w, c, scale, shift.reshape(-1), mean_coef, lo, hi,
+                               y.reshape(-1))
     return y
