@@ -12,6 +12,7 @@
  * (the compiler cannot vectorise the gathers across pixels), so there is one portable path.
  */
 #include <math.h>
+#include <string.h>
 #include "cnnfast/warp.h"
 #include "runtime/cf_internal.h"
 
@@ -93,10 +94,27 @@ static inline __attribute__((always_inline)) void warp_rows(const warp_job *j, i
             const int64_t iy = fix_index((int64_t)t[4] * oy + (int64_t)t[5], h, mode, &vy);
             const int64_t step = (int64_t)t[0], offset = (int64_t)t[2];
             const float *src = img + iy * w * c;
-            for (int64_t ox = 0; ox < w; ox++, out += c) {
+            /* columns [lo, hi) read inside the row: a memcpy (step 1) or a reversed copy */
+            int64_t lo = step == 1 ? -offset : offset - (w - 1), hi = lo + w;
+            lo = CF_MAX(lo, 0);
+            hi = CF_MIN(hi, w);
+            if (!vy || lo >= hi) lo = hi = 0;
+            for (int64_t ox = 0; ox < w; ox++) {
+                if (ox == lo && lo < hi) {
+                    float *restrict q = out + lo * c;
+                    if (step == 1) {
+                        memcpy(q, src + (lo + offset) * c, (size_t)((hi - lo) * c) * sizeof(float));
+                    } else {
+                        const float *restrict p = src + (offset - lo) * c;
+                        for (int64_t i = 0; i < hi - lo; i++, q += c, p -= c)
+                            for (int64_t k = 0; k < c; k++) q[k] = p[k];
+                    }
+                    ox = hi - 1;
+                    continue;
+                }
                 int valid = vy;
                 const float *p = src + fix_index(step * ox + offset, w, mode, &valid) * c;
-                for (int64_t k = 0; k < c; k++) out[k] = valid ? p[k] : fill;
+                for (int64_t k = 0; k < c; k++) out[ox * c + k] = valid ? p[k] : fill;
             }
             continue;
         }
