@@ -6,10 +6,13 @@
  * accumulated along the row, so no drift), its taps, then a loop over the contiguous channel
  * axis. A bilinear point whose four taps lie inside the image — almost every point of a rotation
  * or zoom — takes a branch-free path; only points near or beyond the border map their taps
- * through the fill mode. Maps onto whole pixels (flips, whole-pixel shifts) are row copies. The channel loop is specialised for 1, 3 and 4 channels (the row
- * function is inlined with a constant channel count), where a generic loop's overhead would
- * dominate. Memory-bound and gather-heavy: an AVX2 build of this file measured no faster
- * (the compiler cannot vectorise the gathers across pixels), so there is one portable path.
+ * through the fill mode. Maps onto whole pixels (flips, whole-pixel shifts) are row copies.
+ * The channel loop is specialised for 1, 3 and 4 channels (the row function is inlined with a
+ * constant channel count), where a generic loop's overhead would dominate. Floors and roundings
+ * are integer conversions, not libm calls (baseline x86-64 has no rounding instruction).
+ * Gather-heavy: an AVX2 + FMA build of this file measured within 5 % of the baseline one (Zen 3,
+ * 64 x 224 x 224 x 3), as the gathers do not vectorise across pixels, so there is one portable
+ * path.
  */
 #include <math.h>
 #include <string.h>
