@@ -224,12 +224,6 @@ KERAS_CASES = [
     ("Cropping1D", (), dict()),
     ("Cropping1D", (2,), dict()),
 ]
-# configuration keys that cnnfast's 2-D convolutions may not save yet (they reject the values)
-_OPTIONAL_KEYS = {"kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
-                  "bias_constraint", "depthwise_regularizer", "pointwise_regularizer",
-                  "depthwise_constraint", "pointwise_constraint"}
-
-
 def _plain(value):
     return list(value) if isinstance(value, tuple) else value
 
@@ -251,7 +245,7 @@ def test_same_as_keras(keras, name, args, kwargs, rng):
 
     ours_cfg, keras_cfg = ours.get_config(), kl.get_config()
     keras_keys = set(keras_cfg) - {"dtype"}
-    assert keras_keys - _OPTIONAL_KEYS <= set(ours_cfg) - {"dtype"} <= keras_keys
+    assert set(ours_cfg) - {"dtype"} == keras_keys
     for key in keras_keys & set(ours_cfg):
         if key.endswith("_initializer"):
             assert ours_cfg[key]["class_name"] == keras_cfg[key]["class_name"], key
@@ -318,6 +312,46 @@ def text_cnn(lib, steps=20, channels=6):
         L.AveragePooling1D(2, padding="same", name="a1"),
         L.GlobalAveragePooling1D(name="g1"),
         L.Dense(3, activation="softmax", name="d1")])
+
+
+def regularized_model(lib):
+    L, R, C = lib.layers, lib.regularizers, lib.constraints
+    return lib.models.Sequential([
+        L.Input(shape=(12, 4)),
+        L.Conv1D(6, 3, padding="causal", activation="relu", kernel_regularizer=R.L2(0.05),
+                 bias_regularizer="l1", activity_regularizer=R.L1(0.01), kernel_constraint="non_neg"),
+        L.SeparableConv1D(5, 3, padding="same", depthwise_regularizer="l2",
+                          pointwise_regularizer=R.L1L2(0.01, 0.02), pointwise_constraint=C.MaxNorm(0.5),
+                          bias_constraint=C.UnitNorm(axis=0)),
+        L.GlobalAveragePooling1D(), L.Dense(3)])
+
+
+def test_regularizers_and_constraints_train_as_keras(keras, rng):
+    """Penalties, activity penalty and constraints inherited from Conv2D / SeparableConv2D: two SGD
+    steps give Keras 3's losses and weights, and the configs are Keras's."""
+    k_model, model = regularized_model(keras), regularized_model(cnnfast)
+    model.set_weights([rng.standard_normal(w.shape) * 0.5 for w in model.get_weights()])
+    k_model.set_weights(model.get_weights())
+    for m, lib in ((model, cnnfast), (k_model, keras)):
+        m.compile(lib.optimizers.SGD(learning_rate=0.1),
+                  lib.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = rng.standard_normal((6, 12, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 6)
+    for _ in range(2):   # the loss (data loss + penalties) before each step, then the step
+        close(model.evaluate(x, y, verbose=0), k_model.evaluate(x, y, verbose=0), 1e-5)
+        model.train_on_batch(x, y)
+        k_model.train_on_batch(x, y)
+    for ours, theirs in zip(model.get_weights(), k_model.get_weights()):
+        close(ours, theirs, 1e-5)
+    assert (model.layers[0].kernel.numpy() >= 0).all()
+    for ours, theirs in zip(model.layers[:2], k_model.layers[:2]):
+        kc = theirs.get_config()
+        for key, value in ours.get_config().items():
+            if key.endswith(("_regularizer", "_constraint")):
+                assert (value is None) == (kc[key] is None), key
+                if value is not None:
+                    assert value["class_name"] == kc[key]["class_name"], key
+                    assert value["config"] == kc[key]["config"], key
 
 
 def test_keras_weights_file_loads_into_cnnfast_and_back(keras, rng, tmp_path):
@@ -455,14 +489,10 @@ def test_bad_arguments_are_clear_errors(rng):
     crop._maybe_build((None, None, 2))
     with pytest.raises(ValueError, match="needs at least 3 steps"):
         crop(rng.standard_normal((1, 2, 2)))
-    for kwargs in (dict(kernel_regularizer="l2"), dict(bias_constraint="non_neg"),
-                   dict(activity_regularizer="l1")):
-        try:
-            layer = layers.Conv1D(2, 3, **kwargs)
-        except NotImplementedError as e:   # refused as Conv2D refuses it, naming the layer
-            assert "Conv1D" in str(e) or "conv1d" in str(e)
-        else:   # or supported, as in Conv2D: saved in the config
-            assert layer.get_config()[next(iter(kwargs))] is not None
+    with pytest.raises(ValueError, match="Conv1D 'conv1d_r': kernel_regularizer: could not interpret"):
+        layers.Conv1D(2, 3, kernel_regularizer="nope", name="conv1d_r")
+    with pytest.raises(ValueError, match="SeparableConv1D 'sep_c': pointwise_constraint: could not interpret"):
+        layers.SeparableConv1D(2, 3, pointwise_constraint="nope", name="sep_c")
 
 
 # the bad-input sweep of tests/test_hardening_inputs.py, on (batch, steps, channels) inputs
