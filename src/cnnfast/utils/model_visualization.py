@@ -88,9 +88,19 @@ def _is_graph(model):
     return bool(getattr(model, "_nodes", None))
 
 
+# Models are told apart by their classes' names, not by importing cnnfast.models (which imports
+# cnnfast.utils: the import would close a circle).
+def _is_sequential(model):
+    return any(klass.__name__ == "Sequential" for klass in type(model).__mro__)
+
+
+def _is_model(layer):
+    return any(klass.__name__ == "Model" and klass.__module__.startswith("cnnfast.")
+               for klass in type(layer).__mro__)
+
+
 def _model_layers(model):
-    from ..models.sequential import Sequential
-    if isinstance(model, Sequential):
+    if _is_sequential(model):
         return list(model.layers), "sequential"
     if _is_graph(model):
         seen, layers = set(), []
@@ -109,12 +119,11 @@ def _model_layers(model):
 def _graph_lines(model, options, expand_nested, lines, edges, cluster_index):
     """Adds the nodes of ``model`` (and of nested models, as clusters) to ``lines`` and its
     connections to ``edges``; returns (entry node ids, exit node ids) for edges from outside."""
-    from ..models.functional import Model
     layers, kind = _model_layers(model)
     model_nodes = getattr(model, "_nodes", [])
     ends = {}   # id(layer) -> (ids an incoming edge goes to, ids an outgoing edge leaves from)
     for layer in layers:
-        nested = expand_nested and layer is not model and isinstance(layer, Model) and \
+        nested = expand_nested and layer is not model and _is_model(layer) and \
             _model_layers(layer)[1] != "subclassed"
         if nested:
             cluster_index[0] += 1
