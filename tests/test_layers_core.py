@@ -142,7 +142,7 @@ def test_dense_builds_lazily_and_checks_inputs(rng):
 def test_unknown_keyword_arguments_are_errors():
     with pytest.raises(TypeError, match="Unrecognized keyword arguments passed to Dense: {'unit': 3}"):
         layers.Dense(3, unit=3)
-    with pytest.raises(NotImplementedError, match="kernel_regularizer"):
-        layers.Dense(3, kernel_regularizer="l2")
+    with pytest.raises(ValueError, match="Dense 'dense_bad_reg': kernel_regularizer"):
+        layers.Dense(3, kernel_regularizer="no_such_regularizer", name="dense_bad_reg")
     with pytest.raises(ValueError, match="float32"):
         layers.Dense(3, dtype="float16")

@@ -115,7 +115,7 @@ def test_bad_arguments():
         layers.SeparableConv2D(0, 3)
     with pytest.raises(ValueError, match="depth_multiplier"):
         layers.SeparableConv2D(2, 3, depth_multiplier=0)
-    with pytest.raises(NotImplementedError):
-        layers.SeparableConv2D(2, 3, pointwise_regularizer="l2")
+    with pytest.raises(ValueError, match="pointwise_regularizer"):
+        layers.SeparableConv2D(2, 3, pointwise_regularizer="no_such_regularizer")
     with pytest.raises(ValueError, match="padding"):
         layers.SeparableConv2D(2, 3, padding="full")
