@@ -299,3 +299,28 @@ def test_bad_inputs_and_arguments_raise_clearly(rng):
         ops.max_pool3d_backward(np.zeros((1, 1, 1, 1, 1)), np.zeros(1), (1, 2, 2, 2, 1), 2)
     with pytest.raises(ValueError, match="output_padding .* must be smaller"):
         layers.Conv3DTranspose(2, 3, strides=2, output_padding=2)
+
+
+def test_onnx_export_runs_in_onnxruntime(tmp_path, rng):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    cnnfast.utils.set_random_seed(1)
+    model = cnnfast.Sequential([
+        cnnfast.Input((7, 6, 8, 2)),
+        layers.Conv3D(4, 3, strides=(2, 1, 2), padding="same", activation="relu"),
+        layers.MaxPooling3D(2, padding="same"),
+        layers.Conv3DTranspose(3, 3, strides=2, padding="same"),
+        layers.Conv3DTranspose(2, (2, 3, 3), strides=(3, 1, 2), output_padding=(1, 0, 1)),
+        layers.AveragePooling3D(2, padding="same"),
+        layers.ZeroPadding3D(((1, 0), (0, 2), (1, 1))), layers.Cropping3D(((0, 1), (1, 0), (0, 2))),
+        layers.UpSampling3D((2, 1, 2)), layers.Conv3D(4, 2, groups=2),
+        layers.GlobalAveragePooling3D(), layers.Dense(3)])
+    other = cnnfast.Sequential([cnnfast.Input((4, 5, 4, 1)), layers.Conv3D(2, 3),
+                                layers.GlobalMaxPooling3D(keepdims=True), layers.Flatten()])
+    for m in (model, other):
+        path = tmp_path / "volume.onnx"
+        m.export(str(path), format="onnx")
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        x = rng.random((2,) + m.input_shape[1:]).astype(np.float32)
+        got = session.run(None, {session.get_inputs()[0].name: x})[0]
+        np.testing.assert_allclose(got, m.predict(x, verbose=0), rtol=1e-5, atol=1e-5)

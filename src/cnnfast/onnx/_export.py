@@ -580,5 +580,13 @@ _HANDLERS.update(HANDLERS_1D)
 from ._export_merge_more import HANDLERS_MERGE_MORE  # noqa: E402
 _HANDLERS.update(HANDLERS_MERGE_MORE)
 
+# the 3-D layers (also read this module's helpers)
+from ._export_3d import HANDLERS_3D  # noqa: E402
+_HANDLERS.update(HANDLERS_3D)
+
+# image preprocessing: random augmentations (identities at inference), Resizing, CenterCrop, RandomCrop
+from ._export_image import HANDLERS_IMAGE  # noqa: E402
+_HANDLERS.update(HANDLERS_IMAGE)
+
 # every layer cnnfast can rebuild from a file is covered (checked by the tests)
 EXPORTABLE = frozenset(_HANDLERS) - {"InputLayer"}
