@@ -480,20 +480,69 @@ LAYERS = {
     "AlphaDropout": lambda: layers.AlphaDropout(0.2, seed=1),
     "ActivityRegularization": lambda: layers.ActivityRegularization(l2=0.01),
     "Identity": lambda: layers.Identity(), "PReLU": lambda: layers.PReLU(), "ELU": lambda: layers.ELU(),
+    "RandomFlip": lambda: layers.RandomFlip(seed=1), "RandomRotation": lambda: layers.RandomRotation(0.1, seed=1),
+    "RandomZoom": lambda: layers.RandomZoom(0.1, seed=1),
+    "RandomTranslation": lambda: layers.RandomTranslation(0.1, 0.1, seed=1),
+    "RandomCrop": lambda: layers.RandomCrop(4, 4, seed=1), "RandomContrast": lambda: layers.RandomContrast(0.2, seed=1),
+    "RandomBrightness": lambda: layers.RandomBrightness(0.2, seed=1), "Resizing": lambda: layers.Resizing(4, 5),
+    "CenterCrop": lambda: layers.CenterCrop(4, 4),
+}
+# Volumes (N, D, H, W, C): the same sweep on X5 below.
+VOLUME_LAYERS = {
+    "Conv3D": lambda: layers.Conv3D(4, 3), "Conv3DTranspose": lambda: layers.Conv3DTranspose(4, 3, strides=2),
+    "MaxPooling3D": lambda: layers.MaxPooling3D(), "AveragePooling3D": lambda: layers.AveragePooling3D(2),
+    "GlobalAveragePooling3D": lambda: layers.GlobalAveragePooling3D(),
+    "GlobalMaxPooling3D": lambda: layers.GlobalMaxPooling3D(), "UpSampling3D": lambda: layers.UpSampling3D(),
+    "ZeroPadding3D": lambda: layers.ZeroPadding3D(), "Cropping3D": lambda: layers.Cropping3D(1),
 }
 # Inputs of another rank than X4's: their own bad-input tests are in tests/test_layers_more.py.
+# The sequence layers' sweep is in tests/test_layers_1d.py, the text layers' in their own files.
 OTHER_RANK = {"SpatialDropout1D": lambda: layers.SpatialDropout1D(0.5),
               "SpatialDropout3D": lambda: layers.SpatialDropout3D(0.5)}
+OTHER_RANK.update({name: None for name in (
+    "Conv1D", "SeparableConv1D", "MaxPooling1D", "AveragePooling1D", "GlobalMaxPooling1D",
+    "GlobalAveragePooling1D", "UpSampling1D", "ZeroPadding1D", "Cropping1D", "RepeatVector", "Lambda",
+    "Embedding", "TextVectorization")})
 # A new random draw at each training call.
-RANDOM_IN_TRAINING = {"Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "AlphaDropout"}
+RANDOM_IN_TRAINING = {"Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
+                      "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomCrop",
+                      "RandomContrast", "RandomBrightness"}
 FOUR_D_ONLY = {"Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "MaxPooling2D", "AveragePooling2D",
                "SeparableConv2D", "Permute",
                "GlobalAveragePooling2D", "GlobalMaxPooling2D", "UpSampling2D", "ZeroPadding2D", "Cropping2D"}
 
 
+MERGES = {"InputLayer", "Add", "Subtract", "Multiply", "Average", "Concatenate", "Maximum", "Minimum", "Dot"}
+
+
 def test_layer_table_covers_every_serializable_layer():
-    assert set(LAYERS) | set(OTHER_RANK) | {"InputLayer", "Add", "Subtract", "Multiply", "Average", "Concatenate"} == \
-        set(layers.SERIALIZABLE)
+    assert set(LAYERS) | set(VOLUME_LAYERS) | set(OTHER_RANK) | MERGES == set(layers.SERIALIZABLE)
+
+
+X5 = np.random.default_rng(9).standard_normal((2, 5, 6, 6, 3)).astype(F32)
+
+
+@pytest.mark.parametrize("name", sorted(VOLUME_LAYERS))
+def test_volume_layers_sweep(name):
+    layer = VOLUME_LAYERS[name]()
+    for kind in sorted(BAD_DTYPES):
+        with pytest.raises(TypeError) as info:
+            layer(X5.astype(BAD_DTYPES[kind]))
+        assert layer.name in str(info.value) and "dtype" in str(info.value)
+    with pytest.raises(ValueError, match="batch axis"):
+        VOLUME_LAYERS[name]()(np.float32(1))
+    with pytest.raises(ValueError, match="depth, height, width"):
+        VOLUME_LAYERS[name]()(np.ones((2, 6, 6, 3), F32))
+    for training in (False, True):
+        ref = layer(X5, training=training)
+        for variant in (X5.astype(np.float64), X5.tolist(), _non_contiguous(X5), np.asfortranarray(X5)):
+            np.testing.assert_array_equal(layer(variant, training=training), ref)
+    assert layer(np.full(X5.shape, np.nan, F32), training=True).dtype == F32
+    assert layer(X5[:0]).shape == (0,) + ref.shape[1:]
+    if layer.weights:
+        with pytest.raises(ValueError) as info:
+            layer(np.ones((2, 5, 6, 6, 5), F32))
+        assert layer.name in str(info.value)
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
