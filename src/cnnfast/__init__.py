@@ -28,7 +28,8 @@ _runtime._init_from_environment()
 _SUBMODULES = {"ops", "layers", "models", "optimizers", "losses", "metrics", "callbacks",
                "utils", "datasets", "saving", "initializers", "activations", "distributed", "onnx",
                "random", "regularizers", "constraints"}
-_MODEL_NAMES = {"Sequential": "models", "Model": "models", "Input": "layers", "load_model": "models"}
+_MODEL_NAMES = {"Sequential": "models", "Model": "models", "Input": "layers", "load_model": "models",
+                "GradientTape": "models.gradients"}
 
 __all__ = ["__version__", "get_isa", "set_isa", "use_isa", "available_isas", "get_num_threads",
            "set_num_threads", "show_config", *sorted(_SUBMODULES), *sorted(_MODEL_NAMES)]

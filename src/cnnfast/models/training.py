@@ -37,6 +37,7 @@ from ..layers.base import format_shape as _fmt
 from ..ops import _conv as _conv_ops
 from ..ops._checks import as_float
 from . import data_adapters as _adapters
+from . import gradients as _gradients
 from . import inference as _inference
 from . import persistence as _persistence
 
@@ -76,6 +77,13 @@ def _as_typed_input(model, x, tensor, what):
         arr = arr.reshape(arr.shape + (1,))
     check_compatible(model, ref, (None,) + arr.shape[1:] if arr.ndim else ())
     return arr
+
+
+def _symbolic(inputs) -> bool:
+    """True when ``inputs`` holds symbolic tensors (a functional graph is being built)."""
+    flat = inputs.values() if isinstance(inputs, dict) else \
+        inputs if isinstance(inputs, (list, tuple)) else (inputs,)
+    return any(isinstance(t, _base.KerasTensor) for t in flat)
 
 
 def _check_int(value, name, minimum, allow_none=False):
@@ -242,11 +250,16 @@ class Trainer:
 
     @property
     def metrics(self):
-        """The loss tracker then the compiled metrics (built at compile or on first use)."""
+        """The loss tracker, the compiled metrics (built at compile or on first use), then, as
+        Keras tracks them, the metrics assigned as attributes of the model (``self.tracker = Mean()``)."""
         if not self.compiled or self._compiled_metrics is None:
-            return [self._loss_tracker] if self.compiled else []
-        plain, weighted = self._compiled_metrics
-        return [self._loss_tracker] + plain + weighted
+            own = [self._loss_tracker] if self.compiled else []
+        else:
+            plain, weighted = self._compiled_metrics
+            own = [self._loss_tracker] + plain + weighted
+        tracked = [v for v in self.__dict__.values()
+                   if isinstance(v, _metrics.Metric) and v is not self._loss_tracker]
+        return own + tracked if tracked else own
 
     @property
     def metrics_names(self):
@@ -533,6 +546,13 @@ class Trainer:
                 class_weight=class_weight, sample_weight=sample_weight, initial_epoch=initial_epoch,
                 steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
                 validation_batch_size=validation_batch_size, validation_freq=validation_freq)
+        if self._custom_step("train_step") or (self._custom_step("test_step") and
+                                               (validation_data is not None or validation_split)):
+            from . import custom_steps
+            return custom_steps.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,
+                                    validation_data, shuffle, class_weight, sample_weight, initial_epoch,
+                                    steps_per_epoch, validation_steps, validation_batch_size,
+                                    validation_freq)
         self._assert_compiled("fit")
         batch_size = 32 if batch_size is None else _check_int(batch_size, "fit: batch_size", 1)
         epochs = _check_int(epochs, "fit: epochs", 0)
@@ -769,6 +789,10 @@ class Trainer:
             return _distributed.evaluate(self, x, y, batch_size=batch_size, verbose=verbose,
                                          sample_weight=sample_weight, steps=steps, callbacks=callbacks,
                                          return_dict=return_dict)
+        if self._custom_step("test_step"):
+            from . import custom_steps
+            return custom_steps.evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks,
+                                         return_dict)
         self._assert_compiled("evaluate")
         batch_size = 32 if batch_size is None else _check_int(batch_size, "evaluate: batch_size", 1)
         steps = _check_int(steps, "evaluate: steps", 1, allow_none=True)
@@ -800,6 +824,9 @@ class Trainer:
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Model outputs for ``x``, computed in batches (default 32), as float32 arrays."""
+        if self._custom_step("predict_step"):
+            from . import custom_steps
+            return custom_steps.predict(self, x, batch_size, verbose, steps, callbacks)
         batch_size = 32 if batch_size is None else _check_int(batch_size, "predict: batch_size", 1)
         steps = _check_int(steps, "predict: steps", 1, allow_none=True)
         verbose = _check_verbose(verbose, "predict")
@@ -908,6 +935,92 @@ class Trainer:
         outs = self._run_forward(xs, False, self._contexts("predict"))
         outs = [o.copy() for o in outs]
         return outs[0] if len(outs) == 1 else outs
+
+    # -- custom training loops (Keras 3's overridable steps; see gradients.py, custom_steps.py) ------
+    def __call__(self, inputs, training=None, **kwargs):
+        tape = _gradients.active_tape()
+        if tape is None or kwargs or _symbolic(inputs):
+            return super().__call__(inputs, training=training, **kwargs)
+        return tape.record_call(self, inputs, training)
+
+    def _custom_step(self, name):
+        """True when a subclass overrides the step ``name`` (fit / evaluate / predict then call it)."""
+        return getattr(type(self), name) is not getattr(Trainer, name)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Keras 3's ``compute_loss``: the compiled loss of ``y_pred`` against ``y`` (times its
+        ``loss_weights``) plus ``self.losses``. Inside a ``GradientTape``, with ``y_pred`` the output
+        of a model call recorded there, the returned value is a target of ``tape.gradient``."""
+        return _gradients.compute_loss(self, y, y_pred, sample_weight)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Keras 3's ``compute_metrics``: update the compiled metrics with the batch (weighted metrics
+        with ``sample_weight``) and return :meth:`get_metrics_result`."""
+        pred = np.asarray(y_pred[0] if isinstance(y_pred, (list, tuple)) else y_pred)
+        if self._compiled_metrics is None:
+            self._build_metrics(np.shape(y), pred.shape)
+        plain, weighted = self._compiled_metrics
+        if plain or weighted:
+            if self._loss_obj is not None:   # the targets as the loss reads them (built-in fit's rule)
+                y = self._loss_obj.prepare_targets(self._check_y(y, pred.shape[0]), pred.shape, "y")
+            for m in plain:
+                m.update_state(y, pred)
+            for m in weighted:
+                m.update_state(y, pred, sample_weight)
+        return self.get_metrics_result()
+
+    def get_metrics_result(self):
+        """``{name: result}`` of ``self.metrics`` (a metric returning a dict adds its entries)."""
+        out = {}
+        for m in self.metrics:
+            r = m.result()
+            if isinstance(r, dict):
+                out.update(r)
+            else:
+                out[m.name] = r
+        return out
+
+    def compute_gradients(self, x, y, sample_weight=None, training=True):
+        """``(loss, gradients)`` of one batch, the gradients in ``trainable_variables`` order, without
+        updating the weights or the metrics (batch-norm moving statistics do move when training).
+        ``training=True`` runs fit's own forward and backward pass (random layers draw the noise
+        of step ``optimizer.iterations``), so applying the gradients with ``model.optimizer``
+        reproduces ``fit``; ``training=False`` differentiates the inference-mode model."""
+        self._assert_compiled("compute_gradients")
+        if training:
+            return self._gradients(x, y, sample_weight)
+        with _gradients.GradientTape() as tape:
+            y_pred = self(x, training=False)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
+        return float(loss), tape.gradient(loss, self.trainable_variables, unconnected_gradients="zero")
+
+    def train_step(self, data):
+        """One training step on ``data`` (Keras 3's default, which subclasses override): forward
+        in a ``GradientTape``, ``compute_loss``, gradients, ``optimizer.apply``, ``compute_metrics``.
+        The built-in ``fit`` does the same in one fused pass and calls this only when overridden."""
+        x, y, sample_weight = _adapters.unpack_batch(data, "train_step")
+        with _gradients.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+        self._loss_tracker.update_state(loss, sample_weight=np.shape(y_pred)[0])
+        tvars = self.trainable_weights
+        if tvars:
+            self.optimizer.apply(tape.gradient(loss, tvars, unconnected_gradients="zero"), tvars)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def test_step(self, data):
+        """One evaluation step on ``data`` (Keras 3's default): forward in inference mode,
+        ``compute_loss``, ``compute_metrics``."""
+        x, y, sample_weight = _adapters.unpack_batch(data, "test_step")
+        y_pred = self(x, training=False)
+        loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
+        self._loss_tracker.update_state(loss, sample_weight=np.shape(y_pred)[0])
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def predict_step(self, data):
+        """The model's outputs for one batch (Keras 3's default)."""
+        x, _, _ = _adapters.unpack_batch(data, "predict_step")
+        return self(x, training=False)
 
     # -- summary and saving -----------------------------------------------------------------------------
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,

@@ -19,6 +19,8 @@ projected by it, as Keras 3 does at the end of ``apply``: ``apply_gradients`` do
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .. import constraints as _constraints
@@ -27,6 +29,33 @@ from ..layers.base import note_weights_written, to_snake_case
 from ..ops._checks import as_float
 
 __all__ = ["Optimizer"]
+
+
+def _check_variables(variables, cls):
+    variables = list(variables)
+    for v in variables:
+        if not hasattr(v, "value") or not hasattr(v, "path"):
+            raise TypeError(f"{cls}: expected cnnfast Variables (e.g. model.trainable_variables), got "
+                            f"{type(v).__name__}")
+    return variables
+
+
+def _flat_layout(variables):
+    """``(buffer, offsets)`` when ``variables`` are, in order, the whole of one flat float32 buffer
+    (a model's weights laid out by training), else None."""
+    buf = variables[0].value.base if variables else None
+    if buf is None or buf.ndim != 1 or buf.dtype != np.float32 or not buf.flags.c_contiguous:
+        return None
+    start = buf.__array_interface__["data"][0]
+    offsets, off = [], 0
+    for v in variables:
+        val = v.value
+        if val.base is not buf or not val.flags.c_contiguous or \
+                val.__array_interface__["data"][0] - start != 4 * off:
+            return None
+        offsets.append(off)
+        off += val.size
+    return (buf, np.asarray(offsets, np.intp)) if off == buf.size else None
 
 
 def _opt_float(value, op, name, minimum=None, allow_none=True, strict=False):
@@ -67,6 +96,7 @@ class Optimizer:
         self.ema_momentum = ema_momentum
         self.iterations = 0
         self._state: dict = {}  # key -> {slot name: flat float32 array}
+        self._trainable_variables = None  # set by build(variables) or the first apply
 
     # -- learning rate ------------------------------------------------------------------------
     @property
@@ -91,8 +121,14 @@ class Optimizer:
     def _slot_names(self) -> tuple:
         return ()
 
-    def build(self, size: int, key="flat") -> None:
-        """Allocate zeroed state for ``size`` parameters under ``key`` (a model uses "flat")."""
+    def build(self, size, key="flat") -> None:
+        """Allocate zeroed state for ``size`` parameters under ``key`` (a model uses "flat").
+
+        Keras's ``build(variables)`` (a list of variables) records the variables that
+        ``apply(grads)`` without variables updates; their state is created on the first step."""
+        if not isinstance(size, (int, np.integer)):
+            self._trainable_variables = _check_variables(size, type(self).__name__)
+            return
         slots = self._state.get(key)
         if slots is not None and all(a.size == size for a in slots.values()):
             return
@@ -163,39 +199,90 @@ class Optimizer:
         self.iterations += 1
         note_weights_written()
 
-    def apply_gradients(self, grads_and_vars) -> None:
-        """Keras API: one step over ``(gradient, variable)`` pairs (variables from cnnfast layers)."""
-        pairs = [(g, v) for g, v in grads_and_vars if g is not None]
-        lr = self.learning_rate
-        grads = [np.ascontiguousarray(g, dtype=np.float32).reshape(-1).copy() for g, _ in pairs]
-        for g, (_, v) in zip(grads, pairs):
+    def apply_gradients(self, grads_and_vars):
+        """Keras API: one step over ``(gradient, variable)`` pairs; returns ``iterations``.
+
+        As Keras 3: ``None`` gradients are skipped with a warning (all ``None`` is an error), the
+        optimizer's state is created on the first step, ``iterations`` grows by one, constraints
+        project the updated variables. When the variables are, in order, the whole flat weight
+        buffer of a model (``model.trainable_variables`` of a model that has trained or computed
+        gradients), the step is ONE fused update over that buffer with the state ``fit`` uses, so
+        custom loops and ``fit`` share (and save) the same optimizer state."""
+        pairs = list(grads_and_vars)
+        cls = type(self).__name__
+        _check_variables([v for _, v in pairs], cls)
+        missing = [v.path for g, v in pairs if g is None]
+        pairs = [(g, v) for g, v in pairs if g is not None]
+        if not pairs:
+            raise ValueError("No gradients provided for any variable.")
+        if missing:
+            warnings.warn(f"Gradients do not exist for variables {missing} when minimizing the loss. If "
+                          "using `model.compile()`, did you forget to provide a `loss` argument?",
+                          stacklevel=2)
+        if self._trainable_variables is None:
+            self._trainable_variables = [v for _, v in pairs]
+        grads = []
+        for g, v in pairs:
+            g = np.asarray(g)
             if g.size != v.value.size:
-                raise ValueError(f"{type(self).__name__}: gradient of size {g.size} for variable "
-                                 f"{getattr(v, 'path', v)} of shape {v.value.shape}")
+                raise ValueError(f"{cls}: gradient of shape {g.shape} for variable {v.path} of shape "
+                                 f"{v.value.shape}")
+            grads.append(g)
+        variables = [v for _, v in pairs]
+        layout = _flat_layout(variables)
+        flat = self._state.get("flat")
+        if layout is not None and (flat is None or all(a.size == layout[0].size for a in flat.values())):
+            params, offsets = layout
+            flat_grads = np.empty(params.size, np.float32)
+            for g, off, v in zip(grads, offsets, variables):
+                flat_grads[off:off + v.size] = g.reshape(-1)
+            # the base class's step: a subclass's apply_flat (a distributed reduction) has already
+            # had its say in its own apply_gradients
+            Optimizer.apply_flat(self, params, flat_grads, offsets)
+            self.apply_constraints(variables)
+            return self.iterations
+        lr = self.learning_rate
+        grads = [np.ascontiguousarray(g, dtype=np.float32).reshape(-1).copy() for g in grads]
         if self.global_clipnorm is not None:
             norm = ops.global_norm(grads) if grads else 0.0
             if norm > self.global_clipnorm:
                 for g in grads:
                     g *= np.float32(self.global_clipnorm / norm)
-        for g, (_, var) in zip(grads, pairs):
+        for g, var in zip(grads, variables):
             key = ("var", id(var))
             if key not in self._state:
                 self.build(g.size, key)
             self._clip(g, None, use_global=False)
             p = var.value.reshape(-1)
             if not np.shares_memory(p, var.value):
-                raise ValueError(f"{type(self).__name__}: variable {var} is not contiguous")
+                raise ValueError(f"{cls}: variable {var} is not contiguous")
             self._update(p, g, self._state[key], lr, self.iterations + 1, self.weight_decay or 0.0)
         self.iterations += 1
-        _constraints.apply_constraints([v for _, v in pairs])
+        _constraints.apply_constraints(variables)
         note_weights_written()
+        return self.iterations
 
     def apply_constraints(self, variables) -> None:
         """Project each of ``variables`` that has a ``constraint`` in place (after a step)."""
         if _constraints.apply_constraints(variables):
             note_weights_written()
 
-    def apply(self, grads, trainable_variables) -> None:
+    def apply(self, grads, trainable_variables=None) -> None:
+        """Keras API: one step; ``grads`` in the order of ``trainable_variables`` (or, when None, of
+        the variables given to ``build`` or to the first step)."""
+        grads = list(grads)
+        if not grads:
+            return
+        if trainable_variables is None:
+            if self._trainable_variables is None:
+                raise ValueError("When passing `grads` without `variables`, the optimizer must already be "
+                                 "built on a list of variables. Call `optimizer.build(trainable_variables)` "
+                                 "first.")
+            trainable_variables = self._trainable_variables
+        trainable_variables = list(trainable_variables)
+        if len(grads) != len(trainable_variables):
+            raise ValueError(f"{type(self).__name__}.apply: got {len(grads)} gradients for "
+                             f"{len(trainable_variables)} variables; they must match one to one")
         self.apply_gradients(zip(grads, trainable_variables))
 
     def _clip(self, grads, offsets, use_global=True):
