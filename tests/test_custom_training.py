@@ -420,3 +420,25 @@ def test_outputs_outside_a_tape_are_plain_and_losses_are_floats(rng):
     loss = model.compute_loss(y=y, y_pred=out)
     assert type(loss) is float
     assert loss == pytest.approx(model.evaluate(x, y, verbose=0, batch_size=8), rel=1e-5)
+
+
+def test_loss_object_entry_point_for_the_tape(rng):
+    """``gradients.loss_call`` (what ``Loss.__call__`` returns inside a tape): the gradient of a
+    loss object's value, as compute_loss gives for the same compiled loss."""
+    from cnnfast.models import gradients
+    x, y = data(rng)
+    model = small_cnn()
+    loss_fn = cnnfast.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
+    model.compile("sgd", loss_fn)
+    sw = np.linspace(0.5, 2.0, 8).astype(np.float32)
+    w0 = model.get_weights()
+    _, ref = model.compute_gradients(x, y, sample_weight=sw)
+    model.set_weights(w0)
+    assert gradients.loss_call(loss_fn, y, model(x)) is None  # outside a tape: the plain call
+    with cnnfast.GradientTape() as tape:
+        y_pred = model(x, training=True)
+        loss = gradients.loss_call(loss_fn, y, y_pred, sw)
+        assert gradients.loss_call(cnnfast.losses.MeanSquaredError(reduction="none"), y_pred, y_pred) is None
+    assert loss == pytest.approx(loss_fn(y, np.asarray(y_pred), sample_weight=sw), rel=1e-6)
+    for g, r in zip(tape.gradient(loss, model.trainable_variables), ref):
+        np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-6)

@@ -20,6 +20,9 @@ What can be differentiated, exactly:
   layers added in that call (``ActivityRegularization``) and the penalties of its regularised
   trainable weights (``model.losses``). The target of ``tape.gradient`` is the value it returned,
   or a list of such values (the gradient of their sum);
+* ``loss_call(loss_obj, y, y_pred, sample_weight)`` is the same recording for a loss object of
+  ``cnnfast.losses`` (``loss = loss_fn(y, y_pred)`` in the tape), for ``Loss.__call__`` to hand over
+  to when ``y_pred`` is a recorded output;
 * sources: trainable variables (``model.trainable_variables``, any subset, in any order) and input
   arrays passed to a recorded call after ``tape.watch(x)`` (input gradients: saliency maps).
 
@@ -347,3 +350,21 @@ def compute_loss(model, y, y_pred, sample_weight):
     if tape is None:
         return float(value)
     return tape.record_loss(value, y_pred, dy, tvars)
+
+
+def loss_call(loss_obj, y_true, y_pred, sample_weight=None):
+    """What ``Loss.__call__`` returns inside a tape when ``y_pred`` came from a recorded model call
+    (``loss = loss_fn(y, y_pred)`` in the tape): the reduced loss as a :class:`TapedLoss` seeded
+    with the loss's own gradient. None when there is nothing to record (no tape, ``y_pred`` not a
+    :class:`TapedArray`, or ``reduction="none"``, whose per-sample values are not a scalar target),
+    and the call then computes its plain value."""
+    tape = active_tape()
+    if tape is None or not isinstance(y_pred, TapedArray) or loss_obj.reduction in ("none", None):
+        return None
+    pred = np.ascontiguousarray(y_pred, dtype=np.float32).view(np.ndarray)
+    y_t = loss_obj.prepare_targets(y_true, pred.shape, "y_true")
+    sw = None
+    if sample_weight is not None:
+        sw = np.ascontiguousarray(sample_weight, dtype=np.float32)
+    value, dy = loss_obj.value_and_grad(y_t, pred, sw)
+    return tape.record_loss(value, y_pred, dy, ())

@@ -257,9 +257,20 @@ class Trainer:
         else:
             plain, weighted = self._compiled_metrics
             own = [self._loss_tracker] + plain + weighted
-        tracked = [v for v in self.__dict__.values()
-                   if isinstance(v, _metrics.Metric) and v is not self._loss_tracker]
-        return own + tracked if tracked else own
+        tracked = self.__dict__.get("_tracked_metrics")
+        return own + list(tracked.values()) if tracked else own
+
+    def __setattr__(self, name, value):
+        # Keras tracks the metrics assigned to a model's attributes (they join ``metrics``, so each
+        # epoch resets them); noting them here keeps ``metrics`` (read at every batch) a lookup.
+        tracked = self.__dict__.get("_tracked_metrics")
+        if isinstance(value, _metrics.Metric) and name != "_loss_tracker":
+            if tracked is None:
+                tracked = self.__dict__["_tracked_metrics"] = {}
+            tracked[name] = value
+        elif tracked and name in tracked:
+            del tracked[name]
+        super().__setattr__(name, value)
 
     @property
     def metrics_names(self):
