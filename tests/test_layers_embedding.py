@@ -245,3 +245,13 @@ def test_keras_weights_files_both_ways(tmp_path):
     fresh.save_weights(tmp_path / "theirs.weights.h5")
     ours.load_weights(tmp_path / "theirs.weights.h5")
     np.testing.assert_allclose(ours.predict(ids, verbose=0), keras.ops.convert_to_numpy(fresh(ids)), rtol=1e-6)
+
+
+def test_sequential_without_input_keeps_ids_integer():
+    # ids above 2**24 would be rounded by a float32 input; the implicit input is int32
+    table = np.zeros((2**24 + 3, 1), np.float32)
+    table[2**24 + 1] = 7.0
+    model = cnnfast.Sequential([layers.Embedding(2**24 + 3, 1, weights=table)])
+    assert model.predict(np.array([[2**24 + 1, 0]]), verbose=0)[0, :, 0].tolist() == [7.0, 0.0]
+    assert model.inputs[0].dtype == "int32"
+    assert cnnfast.Sequential([layers.Embedding(5, 2, input_shape=(4,))]).inputs[0].dtype == "int32"

@@ -230,3 +230,19 @@ def test_strings_only_reach_layers_that_take_them():
     with pytest.raises(TypeError, match="must be strings"):
         model.predict(np.array([[1.0], [2.0]]), verbose=0)
     np.testing.assert_array_equal(model.predict([b"a a", "b"], verbose=0), [[0, 2], [1, 0]])
+
+
+def test_sequential_without_input_takes_strings():
+    texts = np.array(["red green", "green blue blue", "red"])
+    vectorizer = TextVectorization(output_sequence_length=3)
+    vectorizer.adapt(texts)
+    model = cnnfast.Sequential([vectorizer, layers.Embedding(vectorizer.vocabulary_size(), 2),
+                                layers.GlobalAveragePooling1D(), layers.Dense(1)])
+    model.compile("sgd", "mse")
+    model.fit(texts, np.zeros(3), verbose=0)
+    assert model.inputs[0].dtype == "string"
+    table = model.layers[1].embeddings.numpy()
+    ids = vectorizer(["red"])
+    np.testing.assert_allclose(model.predict(["red"], verbose=0),
+                               table[ids].mean(axis=1) @ model.layers[-1].kernel.numpy()
+                               + model.layers[-1].bias.numpy(), rtol=1e-5)

@@ -14,6 +14,14 @@ from .serialization import register_model_class, sequential_config, sequential_f
 __all__ = ["Sequential"]
 
 
+def _input_dtype_for(layer):
+    """The dtype of the input a Sequential makes for its first ``layer`` when no Input is given:
+    the first dtype the layer takes (string for TextVectorization, int32 for Embedding, so token
+    ids are never rounded through float32), float32 for the others."""
+    dtypes = getattr(layer, "_input_dtypes", ("float32",)) if layer is not None else ("float32",)
+    return dtypes[0] if dtypes else "float32"
+
+
 class Sequential(Model):
     """``Sequential([layers.Conv2D(...), ...])`` or ``Sequential()`` then ``.add(layer)``."""
 
@@ -48,7 +56,7 @@ class Sequential(Model):
                 raise ValueError(f"Sequential model '{self.name}': an Input can only be the first "
                                  "element; this model already has layers")
         elif not self._stack and layer._batch_input_shape is not None:
-            self._stack.append(InputLayer(batch_shape=layer._batch_input_shape))
+            self._stack.append(InputLayer(batch_shape=layer._batch_input_shape, dtype=_input_dtype_for(layer)))
         if any(l.name == layer.name for l in self._stack):
             raise ValueError(f"All layers added to a Sequential model should have unique names. Name "
                              f"'{layer.name}' is already the name of a layer in this model. Update the "
@@ -91,7 +99,8 @@ class Sequential(Model):
                 raise ValueError(f"Sequential model '{self.name}' has no input shape: pass one to "
                                  "build(), give the first layer input_shape=, or start with Input()")
             shape = standardize_shape(input_shape, f"Sequential '{self.name}': input_shape")
-            self._stack.insert(0, InputLayer(batch_shape=shape))
+            first = next((l for l in self._stack if not isinstance(l, InputLayer)), None)
+            self._stack.insert(0, InputLayer(batch_shape=shape, dtype=_input_dtype_for(first)))
         if not self._graph_built:
             self._build_graph()
 
