@@ -47,7 +47,7 @@ def _accuracy(out: str) -> float:
 def test_every_example_is_tested():
     tested = {"digits_quickstart.py", "training_curves.py", "numpy_convolution.py", "numpy_pooling.py",
               "padding_strides_pooling.py", "mnist_cnn.py", "cifar10_cnn.py", "transfer_learning.py",
-              "unet_segmentation.py",
+              "unet_segmentation.py", "text_cnn.py", "image_folder_augmentation.py",
               "distributed_mnist.py"}  # run by tests/test_distributed.py under mpirun
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
@@ -140,6 +140,53 @@ def test_unet_segmentation_short_run(tmp_path):
     iou_bg = float(re.search(r"bg: ([0-9.]+)", out).group(1))
     # One short epoch already separates strokes from background; the digit classes need the full run.
     assert pixel > 0.8 and iou_bg > 0.8 and 0.05 < mean_iou <= 1.0
+
+
+def _review_folder(root):
+    """A small two-class text folder in aclImdb's layout: reviews of filler words with a few
+    words of their sentiment."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    filler = "the movie film story plot actor scene it was this and a of with director time".split()
+    words = {"pos": "wonderful best great excellent loved brilliant superb enjoyable".split(),
+             "neg": "boring worst awful dull waste terrible bad poorly".split()}
+    for split, count in (("train", 300), ("test", 60)):
+        for label in ("neg", "pos"):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(count):
+                tokens = list(rng.choice(filler, rng.integers(20, 60))) + list(rng.choice(words[label], 3))
+                rng.shuffle(tokens)
+                (folder / f"{i}.txt").write_text(" ".join(tokens).capitalize() + ".")
+
+
+def test_text_cnn_from_a_text_folder_end_to_end(tmp_path):
+    _review_folder(tmp_path / "reviews")
+    out = run_example("text_cnn.py", "--text-dir", str(tmp_path / "reviews"), "--epochs", "8", "--length", "100",
+                      "--vocabulary", "1000", cwd=tmp_path).stdout
+    assert "Found 600 files belonging to 2 classes." in out and "x_train (600, 100)" in out
+    assert _accuracy(out) > 0.9
+    scores = re.findall(r"^([0-9.]+) \((neg|pos)\): ", out, re.M)
+    assert [label for _, label in scores] == ["pos", "neg"]   # the reloaded string model
+
+
+def test_text_cnn_without_imdb_says_where_to_put_it(tmp_path):
+    env = dict(os.environ, CNNFAST_DATA=str(tmp_path / "empty"),
+               CNNFAST_DATASETS_MIRROR=f"http://127.0.0.1:{_closed_port()}")
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "text_cnn.py")], capture_output=True, text=True,
+                          cwd=tmp_path, env=env, timeout=120)
+    assert proc.returncode == 1
+    assert "imdb.npz" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(SHARED is None, reason="MNIST not in the shared data directory")
+def test_image_folder_augmentation_short_run(tmp_path):
+    pytest.importorskip("PIL")
+    out = run_example("image_folder_augmentation.py", "--limit", "1500", "--test-images", "300", "--epochs", "1",
+                      cwd=tmp_path, data=SHARED).stdout
+    assert "wrote 1800 PNG files" in out and "Found 1500 files belonging to 10 classes." in out
+    assert "Using 1200 files for training." in out and "Total params: 34,826" in out
+    assert _accuracy(out) > 0.3   # one augmented epoch on 1,200 images: far above chance
 
 
 def test_mnist_cnn_without_data_says_where_to_put_it(tmp_path):
