@@ -49,12 +49,6 @@ class MaskedAverage(Layer):
         return dx
 
 
-class MaskingDense(layers.Dense):
-    """Dense with Keras's ``supports_masking = True`` (set on Keras's Dense)."""
-
-    supports_masking = True
-
-
 def test_embedding_compute_mask_matches_keras():
     keras = _keras()
     for mask_zero in (True, False):
@@ -77,7 +71,7 @@ def test_symbolic_masks_follow_keras():
         plain = lib.layers.Embedding(10, 3)(inputs)
         assert tuple(masked._keras_mask.shape) == (None, 4) and masked._keras_mask.dtype == "bool"
         assert getattr(plain, "_keras_mask", None) is None
-        pooled = lib.layers.GlobalAveragePooling1D()(masked) if lib is keras else MaskedAverage()(masked)
+        pooled = lib.layers.GlobalAveragePooling1D()(masked)
         assert getattr(pooled, "_keras_mask", None) is None   # a consumer that ends the mask
 
 
@@ -96,8 +90,8 @@ def test_masked_model_outputs_and_masks_match_keras():
     keras = _keras()
     inputs = cnnfast.Input((4,), dtype="int32")
     x = layers.Embedding(10, 5, mask_zero=True)(inputs)
-    seq = MaskingDense(3, activation="tanh")(x)        # the mask passes through
-    out = layers.Dense(2)(MaskedAverage()(seq))        # consumed here
+    seq = layers.Dense(3, activation="tanh")(x)        # the mask passes through
+    out = layers.Dense(2)(layers.GlobalAveragePooling1D()(seq))   # consumed here
     ours = cnnfast.Model(inputs, [seq, out])
 
     k_in = keras.Input((4,), dtype="int32")
@@ -127,7 +121,7 @@ def test_masked_model_trains_against_torch_gradients():
     inputs = cnnfast.Input((4,), dtype="int32")
     emb = layers.Embedding(10, 5, mask_zero=True)
     dense = layers.Dense(1)
-    model = cnnfast.Model(inputs, dense(MaskedAverage()(emb(inputs))))
+    model = cnnfast.Model(inputs, dense(layers.GlobalAveragePooling1D()(emb(inputs))))
     model.compile("sgd", "mse")
     y = np.array([[0.5], [-1.0], [2.0]], np.float32)
     loss, grads = model._gradients(IDS, y)
@@ -180,3 +174,12 @@ def test_keras_masking_layers_pass_the_mask_on(name, make):
         else:
             results.append(_keras_mask_of(keras, model(IDS)))
     np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_a_custom_mask_consumer_sees_the_mask():
+    """A layer author's consumer (MaskedAverage above) gets the same mask GlobalAveragePooling1D does."""
+    inputs = cnnfast.Input((4,), dtype="int32")
+    x = layers.Dropout(0.0)(layers.Embedding(10, 5, mask_zero=True)(inputs))
+    model = cnnfast.Model(inputs, [MaskedAverage()(x), layers.GlobalAveragePooling1D()(x)])
+    custom, builtin = model.predict(IDS, verbose=0)
+    np.testing.assert_allclose(custom, builtin, rtol=1e-6, atol=1e-7)

@@ -161,6 +161,8 @@ class Dense(ActivationMixin, Layer):
     Input shape ``(batch, ..., in)``; output shape ``(batch, ..., units)``.
     """
 
+    supports_masking = True   # passes its input's mask on, as Keras
+
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
@@ -234,6 +236,8 @@ class Dense(ActivationMixin, Layer):
 class Activation(ActivationMixin, Layer):
     """Applies an activation function by name: ``Activation("relu")``."""
 
+    supports_masking = True   # passes its input's mask on, as Keras
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self._set_activation(activation)
@@ -269,6 +273,8 @@ class Dropout(Layer):
     of 1 shares one draw along that axis and None takes the input's size, so
     ``noise_shape=(None, 1, 1, 1)`` drops whole samples (EfficientNet's stochastic depth).
     """
+
+    supports_masking = True   # passes its input's mask on, as Keras
 
     _uses_rng = True
 

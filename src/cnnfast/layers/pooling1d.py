@@ -15,6 +15,8 @@ masks (no layer produces one).
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .. import ops
 from ..ops._checks import check_choice
 from .base import Layer, buffer, recording
@@ -143,16 +145,33 @@ class _GlobalPooling1D(Layer):
 
 
 class GlobalAveragePooling1D(_GlobalPooling1D):
-    """Mean over the steps: ``(batch, steps, c) -> (batch, c)`` (or ``(batch, 1, c)``)."""
+    """Mean over the steps: ``(batch, steps, c) -> (batch, c)`` (or ``(batch, 1, c)``). With a
+    mask (e.g. from ``Embedding(mask_zero=True)``), the mean over the kept steps only, as Keras:
+    ``sum(x * m) / sum(m)``; the mask ends here."""
 
-    def forward(self, x, training, ctx):
+    supports_masking = True
+    _consumes_mask = True
+
+    def compute_mask(self, inputs, previous_mask):
+        return None
+
+    def forward(self, x, training, ctx, mask=None):
         ctx["shape"] = _view4(x).shape
-        return self._shape_out(ops.global_avg_pool2d(_view4(x)))
+        if mask is None:
+            ctx.pop("weights", None)
+            return self._shape_out(ops.global_avg_pool2d(_view4(x)))
+        m = np.asarray(mask, np.float32).reshape(x.shape[0], x.shape[1], 1)
+        with np.errstate(divide="ignore", invalid="ignore"):   # a row without kept steps: NaN, as Keras
+            weights = m / m.sum(axis=1, keepdims=True)
+        ctx["weights"] = weights
+        return self._shape_out(np.einsum("nsc,nsk->nc", x, weights, dtype=np.float32))
 
     def backward(self, dy, ctx, need_dx):
         if not need_dx:
             return None
         n, _, steps, c = ctx["shape"]
+        if ctx.get("weights") is not None:
+            return (dy.reshape(n, 1, c) * ctx["weights"]).astype(np.float32)
         return ops.global_avg_pool2d_backward(dy.reshape(n, c), ctx["shape"]).reshape(n, steps, c)
 
 
