@@ -180,8 +180,10 @@ def test_tape_loop_with_apply_gradients_on_loose_variables(make_opt, rng):
         grads = tape.gradient(loss, loop.trainable_variables)
         assert opt.apply_gradients(zip(grads, loop.trainable_variables)) == start // 8 + 1
     assert not opt._state.get("flat")  # the variables were never laid out flat
+    # the tape differentiates the loss on its own, fit fuses it: float32 rounding apart, which
+    # Adam's and RMSprop's division by sqrt(v) magnifies on tiny gradients
     for a, b in zip(loop.get_weights(), ref.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_optimizer_apply_keras_semantics(rng):
@@ -196,13 +198,13 @@ def test_optimizer_apply_keras_semantics(rng):
     k0 = dense.kernel.numpy()
     opt.apply(g)
     opt.apply(g)
-    np.testing.assert_allclose(dense.kernel.numpy(), k0 - 0.1 - 0.05, rtol=1e-6)
+    np.testing.assert_allclose(dense.kernel.numpy(), k0 - 0.1 - 0.05, rtol=1e-6, atol=1e-6)
     assert opt.iterations == 2
     with pytest.raises(ValueError, match="2 gradients for 1 variables"):
         opt.apply(g, [dense.kernel])
     with pytest.warns(UserWarning, match="Gradients do not exist for variables"):
         opt.apply_gradients([(None, dense.kernel), (g[1], dense.bias)])
-    np.testing.assert_allclose(dense.kernel.numpy(), k0 - 0.15, rtol=1e-6)
+    np.testing.assert_allclose(dense.kernel.numpy(), k0 - 0.15, rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="No gradients provided for any variable"):
         opt.apply_gradients([(None, dense.kernel)])
     with pytest.raises(ValueError, match="gradient of shape"):
@@ -442,3 +444,25 @@ def test_loss_object_entry_point_for_the_tape(rng):
     assert loss == pytest.approx(loss_fn(y, np.asarray(y_pred), sample_weight=sw), rel=1e-6)
     for g, r in zip(tape.gradient(loss, model.trainable_variables), ref):
         np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-6)
+
+
+def test_on_batch_methods_use_the_overridden_steps(rng):
+    x, y = regression(rng, 16)
+    inp = cnnfast.Input((4,))
+    model = GuideModel(inp, layers.Dense(1)(inp))
+    model.compile(optimizers.SGD(0.01), loss="mse")
+    logs = model.train_on_batch(x, y, return_dict=True)
+    assert model.steps_seen == 1 and set(logs) == {"loss", "mae"}
+    loss, mae = model.train_on_batch(x, y)
+    assert model.steps_seen == 2 and model.optimizer.iterations == 2
+
+    class Halving(models.Sequential):
+        def predict_step(self, data):
+            return 0.5 * self(data, training=False)
+
+    half = Halving([layers.Input((4,)), layers.Dense(2)])
+    full = models.Sequential([layers.Input((4,)), layers.Dense(2)])
+    full.set_weights(half.get_weights())
+    np.testing.assert_allclose(half.predict_on_batch(x), 0.5 * full.predict_on_batch(x), rtol=1e-6)
+    with pytest.raises(NotImplementedError, match="overrides train_step"):
+        model.fit(x, y, distributed=True)

@@ -310,8 +310,27 @@ def _concatenate(parts, where):
                          f"{exc}") from None
 
 
-def predict(model, x, batch_size, verbose, steps, callbacks):
-    """``Model.predict`` with the model's ``predict_step``: the batch outputs concatenated."""
+def on_batch(model, step, x, y, sample_weight, class_weight, return_dict):
+    """``train_on_batch`` / ``test_on_batch`` with the model's ``train_step`` / ``test_step``."""
+    where = "train_on_batch" if step == "train_step" else "test_on_batch"
+    _check_compiled(model, where)
+    data = _Arrays(model, x, y, sample_weight, where)
+    if class_weight is not None:
+        if sample_weight is not None:
+            raise ValueError(f"{where}: class_weight and sample_weight cannot both be given")
+        if data.y is None:
+            raise ValueError(f"{where}: class_weight needs y (the class of each sample)")
+        data.sw = model._class_weights(class_weight, data.y, data.n)
+    _prepare_for(model, None if data.y is None else data.y.shape)
+    logs = _run_step(model, getattr(model, step), data.batch(slice(None)), step)
+    return dict(logs) if return_dict else flatten_in_order(model, logs)
+
+
+def predict(model, x, batch_size, verbose, steps, callbacks, whole_batch=False):
+    """``Model.predict`` with the model's ``predict_step``: the batch outputs concatenated
+    (``whole_batch``: ``predict_on_batch``, all of ``x`` in one step)."""
+    if whole_batch:
+        batch_size = max(1, model._standardize_x(x)[0].shape[0])
     batch_size = 32 if batch_size is None else _training._check_int(batch_size, "predict: batch_size", 1)
     steps = _training._check_int(steps, "predict: steps", 1, allow_none=True)
     verbose = _training._check_verbose(verbose, "predict")

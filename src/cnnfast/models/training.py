@@ -544,6 +544,9 @@ class Trainer:
 
         ``distributed=True`` trains data-parallel on every process started by ``mpirun``
         (:func:`cnnfast.distributed.fit`: ``batch_size`` is then the global batch size)."""
+        if distributed and (self._custom_step("train_step") or self._custom_step("test_step")):
+            raise NotImplementedError(f"fit(distributed=True): model '{self.name}' overrides train_step or "
+                                      "test_step; the distributed loop runs the built-in step only")
         if distributed:
             for what, data in (("x", x), ("validation_data", validation_data)):
                 if _adapters.is_batch_source(data):
@@ -792,6 +795,9 @@ class Trainer:
         (:func:`cnnfast.distributed.evaluate`)."""
         if kwargs:
             raise TypeError(f"evaluate: unexpected arguments {sorted(kwargs)}")
+        if distributed and self._custom_step("test_step"):
+            raise NotImplementedError(f"evaluate(distributed=True): model '{self.name}' overrides test_step; "
+                                      "the distributed loop runs the built-in step only")
         if distributed:
             if _adapters.is_batch_source(x):
                 raise TypeError(f"evaluate(distributed=True): x must be NumPy arrays (the samples are "
@@ -898,6 +904,9 @@ class Trainer:
     # -- single batches -------------------------------------------------------------------------------
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One optimisation step on one batch; returns the (running) loss and metrics."""
+        if self._custom_step("train_step"):
+            from . import custom_steps
+            return custom_steps.on_batch(self, "train_step", x, y, sample_weight, class_weight, return_dict)
         self._assert_compiled("train_on_batch")
         xs = self._standardize_x(x)
         n = xs[0].shape[0]
@@ -914,6 +923,9 @@ class Trainer:
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """Loss and metrics on one batch (inference mode)."""
+        if self._custom_step("test_step"):
+            from . import custom_steps
+            return custom_steps.on_batch(self, "test_step", x, y, sample_weight, None, return_dict)
         self._assert_compiled("test_on_batch")
         xs = self._standardize_x(x)
         n = xs[0].shape[0]
@@ -939,6 +951,9 @@ class Trainer:
 
     def predict_on_batch(self, x):
         """Model outputs for one batch."""
+        if self._custom_step("predict_step"):
+            from . import custom_steps
+            return custom_steps.predict(self, x, None, 0, 1, None, whole_batch=True)
         xs = self._standardize_x(x)
         plan = self._inference_plan(xs[0].shape) if len(xs) == 1 else None
         if plan is not None:
