@@ -8,9 +8,10 @@ read before the increment.
 
 A model trains all its weights from ONE flat float32 buffer with ONE flat gradient buffer, so a
 step is one fused C call over every parameter (``ops.adam_update``...) plus, when clipping is on,
-one norm. The optimiser's state (moments) are flat arrays of the same length. ``apply_gradients``
-also accepts Keras-style ``(gradient, variable)`` pairs for use outside ``fit``; each variable then
-gets its own state arrays and C call.
+one norm. The optimiser's state (moments) are flat arrays of the same length. ``apply(grads,
+variables)`` / ``apply_gradients(pairs)`` (Keras's entry points, for custom loops) take the same
+fused path when the variables are, in order, a model's whole flat buffer, and share ``fit``'s
+state; other variables each get their own state arrays and C call.
 
 After the update, each updated variable that has a ``constraint`` (``kernel_constraint=`` ...) is
 projected by it, as Keras 3 does at the end of ``apply``: ``apply_gradients`` does so itself;
