@@ -101,7 +101,7 @@ def export_model(model, filepath, opset=DEFAULT_OPSET, verbose=False):
         name = w.name(layer.name)
         w.set(t, name, "nhwc", shape)
         dims = ["batch"] + [s if s is not None else f"{name}_dim{i + 1}" for i, s in enumerate(shape[1:])]
-        graph_inputs.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, dims))
+        graph_inputs.append(onnx.helper.make_tensor_value_info(name, _input_type(onnx, t, layer), dims))
     _write_graph(w, model)
     graph_outputs, seen = [], set()
     for t in model._outputs:
@@ -142,6 +142,25 @@ def _max_ir_version(onnx, opset):
         return onnx.IR_VERSION
 
 
+def _input_type(onnx, tensor, layer):
+    """The ONNX element type of a model input: float32, or the integer ids an Embedding takes."""
+    dtype = str(getattr(tensor, "dtype", "float32"))
+    types = {"float32": onnx.TensorProto.FLOAT, "int32": onnx.TensorProto.INT32,
+             "int64": onnx.TensorProto.INT64}
+    if dtype not in types:
+        raise ExportError(f"cnnfast.onnx.export: input '{layer.name}' holds {dtype} values; ONNX graphs "
+                          f"here take float32 or integer inputs (export the model after a "
+                          f"TextVectorization, on its integer output)")
+    return types[dtype]
+
+
+# Layers that have no ONNX form, and why (the export names the layer and says this).
+NOT_EXPORTABLE = {
+    "TextVectorization": "tokenising strings has no ONNX operator; export the model that takes its "
+                        "integer output and vectorise the text before the ONNX runtime",
+}
+
+
 def _write_graph(w, model):
     for (layer, ins, out, multi), node in zip(model._plan, model._nodes):
         inputs = node.inputs
@@ -155,8 +174,9 @@ def _write_layer(w, layer, inputs, out):
         from ..models import Model
         if isinstance(layer, Model):
             return _write_nested(w, layer, inputs, out)
+        reason = f": {NOT_EXPORTABLE[cls]}" if cls in NOT_EXPORTABLE else ""
         raise ExportError(f"cnnfast.onnx.export: layer '{layer.name}' ({cls}) cannot be exported to "
-                          "ONNX")
+                          f"ONNX{reason}")
     handler(w, layer, inputs, out)
 
 
@@ -587,6 +607,16 @@ _HANDLERS.update(HANDLERS_3D)
 # image preprocessing: random augmentations (identities at inference), Resizing, CenterCrop, RandomCrop
 from ._export_image import HANDLERS_IMAGE  # noqa: E402
 _HANDLERS.update(HANDLERS_IMAGE)
+
+def _embedding(w, layer, x, out):
+    ids = w.get(x, "nhwc")
+    if str(getattr(x, "dtype", "float32")) == "float32":   # float ids are truncated, as the layer does
+        ids = w.node("Cast", [ids], f"{layer.name}_ids", to=w.onnx.TensorProto.INT64)
+    table = w.const(layer.embeddings.value, f"{layer.name}.embeddings")
+    w.set(out, w.node("Gather", [table, ids], layer.name, axis=0), "nhwc", out.shape)
+
+
+_HANDLERS["Embedding"] = _embedding
 
 # every layer cnnfast can rebuild from a file is covered (checked by the tests)
 EXPORTABLE = frozenset(_HANDLERS) - {"InputLayer"}

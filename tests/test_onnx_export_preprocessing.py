@@ -1,4 +1,4 @@
-"""ONNX export of the image preprocessing layers, run in ONNX Runtime: random augmentations are
+"""ONNX export of the preprocessing layers, run in ONNX Runtime: random augmentations are
 identities at inference; Resizing (bilinear, nearest, crop to aspect ratio, channels_first),
 CenterCrop (larger and smaller inputs) and RandomCrop's inference form match cnnfast's predict."""
 import numpy as np
@@ -46,3 +46,28 @@ def test_what_is_not_exported_is_named(tmp_path):
     model = cnnfast.Sequential([cnnfast.Input((None, None, 3)), layers.Resizing(8, 8, name="open")])
     with pytest.raises(ValueError, match="layer 'open' .*needs known image height and width"):
         model.export(str(tmp_path / "x.onnx"), format="onnx")
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64", "float32"])
+def test_embedding_text_cnn_exports(dtype, tmp_path, rng):
+    inputs = cnnfast.Input((40,), dtype=dtype)
+    x = layers.Embedding(50, 8)(inputs)
+    x = layers.Conv1D(6, 5, activation="relu")(x)
+    outputs = layers.Dense(2, activation="softmax")(layers.GlobalMaxPooling1D()(x))
+    model = cnnfast.Model(inputs, outputs)
+    path = tmp_path / "text.onnx"
+    model.export(str(path), format="onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    ids = rng.integers(0, 50, (3, 40)).astype(dtype)
+    got = session.run(None, {session.get_inputs()[0].name: ids})[0]
+    np.testing.assert_allclose(got, model.predict(ids, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_text_vectorization_is_refused_with_the_reason(tmp_path):
+    vectorize = layers.TextVectorization(max_tokens=20, output_sequence_length=5, name="tokens")
+    vectorize.adapt(np.array(["a b c", "b c d"], dtype=object))
+    strings = cnnfast.Input((1,), dtype="string")
+    model = cnnfast.Model(strings, layers.Embedding(20, 4)(vectorize(strings)))
+    with pytest.raises(ValueError, match="input .* holds string values|layer 'tokens' .*tokenising strings"):
+        model.export(str(tmp_path / "x.onnx"), format="onnx")
+    assert not (tmp_path / "x.onnx").exists()
