@@ -8,7 +8,7 @@ when ``x`` is a list of inputs). ``x`` is the float32 batch (a list for several 
 ``sample_weight`` the batch of what the user passed (``class_weight`` arrives as
 ``sample_weight``). The step returns a dict of logs; values are turned into floats and nested dicts
 flattened, as Keras does, and the keys are sorted. Epochs, shuffling, batch sizes, callbacks,
-``validation_*`` and ``stop_training`` follow the built-in loop (``training.py``), whose helpers this
+``validation_*`` and ``stop_training`` follow the built-in loop (``training.py``), whose shared helpers (``loop_common.py``) this
 module reuses. Random layers see the optimizer's iteration count as their step, as in the built-in
 ``fit``. The built-in path is untouched when no step is overridden (``Trainer`` checks that once
 per call of fit / evaluate / predict).
@@ -22,7 +22,7 @@ import numpy as np
 from ..callbacks import CallbackList
 from ..layers import base as _base
 from . import data_adapters as _adapters
-from . import training as _training
+from . import loop_common as _loop
 
 __all__ = ["fit", "evaluate", "predict", "pack"]
 
@@ -176,14 +176,14 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
         validation_batch_size, validation_freq):
     """``Model.fit`` with the model's ``train_step`` (and ``test_step`` for validation)."""
     _check_compiled(model, "fit")
-    ci = _training._check_int
+    ci = _loop._check_int
     batch_size = 32 if batch_size is None else ci(batch_size, "fit: batch_size", 1)
     epochs = ci(epochs, "fit: epochs", 0)
     initial_epoch = ci(initial_epoch, "fit: initial_epoch", 0)
     steps_per_epoch = ci(steps_per_epoch, "fit: steps_per_epoch", 1, allow_none=True)
     validation_steps = ci(validation_steps, "fit: validation_steps", 1, allow_none=True)
     validation_freq = ci(validation_freq, "fit: validation_freq", 1)
-    verbose = _training._check_verbose(verbose, "fit")
+    verbose = _loop._check_verbose(verbose, "fit")
     if shuffle not in (True, False, "batch"):
         raise ValueError(f"fit: shuffle must be True, False or 'batch', got {shuffle!r}")
     if not isinstance(validation_split, (int, float)) or not 0.0 <= validation_split < 1.0:
@@ -254,7 +254,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
             raise ValueError("fit: class_weight needs y (the class of each sample)")
         data.sw = model._class_weights(class_weight, data.y, data.n)
     _prepare_for(model, None if data.y is None else data.y.shape)
-    batches = _training._Batches(data.n, batch_size, shuffle, steps_per_epoch)
+    batches = _loop._Batches(data.n, batch_size, shuffle, steps_per_epoch)
     cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=model,
                        verbose=verbose, epochs=epochs, steps=batches.steps)
 
@@ -275,9 +275,9 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
 def evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks, return_dict):
     """``Model.evaluate`` with the model's ``test_step``."""
     _check_compiled(model, "evaluate")
-    batch_size = 32 if batch_size is None else _training._check_int(batch_size, "evaluate: batch_size", 1)
-    steps = _training._check_int(steps, "evaluate: steps", 1, allow_none=True)
-    verbose = _training._check_verbose(verbose, "evaluate")
+    batch_size = 32 if batch_size is None else _loop._check_int(batch_size, "evaluate: batch_size", 1)
+    steps = _loop._check_int(steps, "evaluate: steps", 1, allow_none=True)
+    verbose = _loop._check_verbose(verbose, "evaluate")
     source = _adapters.batch_source(x, "evaluate")
     if source is not None:
         model._check_source_args(source, "evaluate", y, sample_weight)
@@ -331,9 +331,9 @@ def predict(model, x, batch_size, verbose, steps, callbacks, whole_batch=False):
     (``whole_batch``: ``predict_on_batch``, all of ``x`` in one step)."""
     if whole_batch:
         batch_size = max(1, model._standardize_x(x)[0].shape[0])
-    batch_size = 32 if batch_size is None else _training._check_int(batch_size, "predict: batch_size", 1)
-    steps = _training._check_int(steps, "predict: steps", 1, allow_none=True)
-    verbose = _training._check_verbose(verbose, "predict")
+    batch_size = 32 if batch_size is None else _loop._check_int(batch_size, "predict: batch_size", 1)
+    steps = _loop._check_int(steps, "predict: steps", 1, allow_none=True)
+    verbose = _loop._check_verbose(verbose, "predict")
     source = _adapters.batch_source(x, "predict")
     if source is None:
         xs = model._standardize_x(x)

@@ -37,6 +37,7 @@ from ..layers.base import format_shape as _fmt
 from ..ops import _conv as _conv_ops
 from ..ops._checks import as_float
 from . import data_adapters as _adapters
+from .loop_common import _Batches, _check_int, _check_verbose  # noqa: F401  (custom_steps reads them too)
 from . import gradients as _gradients
 from . import inference as _inference
 from . import persistence as _persistence
@@ -86,24 +87,6 @@ def _symbolic(inputs) -> bool:
     return any(isinstance(t, _base.KerasTensor) for t in flat)
 
 
-def _check_int(value, name, minimum, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_verbose(verbose, where):
-    if verbose == "auto":
-        return 1
-    if verbose not in (0, 1, 2) or isinstance(verbose, bool):
-        raise ValueError(f"{where}: verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
-    return verbose
-
-
 def _metric_specs(metrics):
     if metrics is None:
         return []
@@ -127,38 +110,6 @@ class _TrainState:
     """What a training step needs, computed once per fit (or when weights/flags change)."""
 
     __slots__ = ("key", "tvars", "params", "grads", "offsets", "loss_fn", "prob_fn", "fused")
-
-
-class _Batches:
-    """Index batches per epoch with Keras's shuffling; with ``steps`` it continues across epochs."""
-
-    def __init__(self, n, batch_size, shuffle, steps=None):
-        self.n, self.bs, self.shuffle = n, batch_size, shuffle
-        self.per_pass = math.ceil(n / batch_size)
-        self.steps = steps or self.per_pass
-        self._pending = iter(())
-
-    def _one_pass(self):
-        n, bs = self.n, self.bs
-        perm = np.random.permutation(n) if self.shuffle is True else None
-        for start in range(0, n, bs):
-            end = min(start + bs, n)
-            if perm is not None:
-                yield perm[start:end]
-            elif self.shuffle == "batch":
-                idx = np.arange(start, end)
-                np.random.shuffle(idx)
-                yield idx
-            else:
-                yield slice(start, end)
-
-    def epoch(self):
-        for step in range(self.steps):
-            idx = next(self._pending, None)
-            if idx is None:
-                self._pending = self._one_pass()
-                idx = next(self._pending)
-            yield step, idx
 
 
 def _loss_weight(loss_weights) -> float:
