@@ -466,3 +466,23 @@ def test_on_batch_methods_use_the_overridden_steps(rng):
     np.testing.assert_allclose(half.predict_on_batch(x), 0.5 * full.predict_on_batch(x), rtol=1e-6)
     with pytest.raises(NotImplementedError, match="overrides train_step"):
         model.fit(x, y, distributed=True)
+
+
+def test_a_loss_object_called_inside_the_tape(rng):
+    """Keras's loop as its guides write it: ``loss = loss_fn(y, y_pred)`` on a recorded model output."""
+    from cnnfast import losses
+    cnnfast.utils.set_random_seed(3)
+    model = models.Sequential([cnnfast.Input((6, 6, 2)), layers.Conv2D(4, 3, activation="relu"),
+                               layers.Flatten(), layers.Dense(4, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = data(rng)
+    y %= 4
+    _, ref = model.compute_gradients(x, y)
+    loss_fn = losses.SparseCategoricalCrossentropy()
+    with cnnfast.GradientTape() as tape:
+        loss = loss_fn(y, model(x, training=True))
+    assert float(loss) == pytest.approx(model.evaluate(x, y, verbose=0), rel=1e-5)
+    for g, r in zip(tape.gradient(loss, model.trainable_variables), ref):
+        np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-6)
+    # outside a tape the same call is a plain float
+    assert isinstance(loss_fn(y, model(x)), float)

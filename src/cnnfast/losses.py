@@ -100,6 +100,17 @@ mse = MSE = mean_squared_error
 mae = MAE = mean_absolute_error
 
 
+# The GradientTape's entry point (``cnnfast.models.gradients.loss_call``), installed by that module
+# when it is imported: losses sit below models, so they take the hook rather than import it.
+_tape_hook = None
+
+
+def set_tape_hook(hook) -> None:
+    """``hook(loss, y_true, y_pred, sample_weight)`` -> a recorded loss, or None for a plain call."""
+    global _tape_hook
+    _tape_hook = hook
+
+
 # --------------------------------------------------------------------------------------------
 class Loss:
     """Base class. Subclasses implement ``call(y_true, y_pred) -> per-sample values`` and, for
@@ -123,6 +134,10 @@ class Loss:
         raise NotImplementedError
 
     def __call__(self, y_true, y_pred, sample_weight=None):
+        if _tape_hook is not None:   # inside a GradientTape, on a recorded model output
+            taped = _tape_hook(self, y_true, y_pred, sample_weight)
+            if taped is not None:
+                return taped
         values = self.call(y_true, y_pred)
         if self.reduction in ("none", None):
             return values if sample_weight is None else values * _expand_weight(sample_weight, values)

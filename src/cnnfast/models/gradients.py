@@ -47,6 +47,7 @@ import threading
 
 import numpy as np
 
+from .. import losses as _losses
 from .. import regularizers as _regularizers
 from ..layers import base as _base
 
@@ -368,3 +369,6 @@ def loss_call(loss_obj, y_true, y_pred, sample_weight=None):
         sw = np.ascontiguousarray(sample_weight, dtype=np.float32)
     value, dy = loss_obj.value_and_grad(y_t, pred, sw)
     return tape.record_loss(value, y_pred, dy, ())
+
+
+_losses.set_tape_hook(loss_call)   # loss_fn(y, y_pred) inside a tape records the loss
