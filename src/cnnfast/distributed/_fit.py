@@ -44,6 +44,7 @@ import numpy as np
 
 from ..callbacks import Callback, CallbackList
 from ..layers.base import note_weights_written
+from ..models.loop_common import _check_int, _check_verbose
 from . import _comm
 from ._callbacks import is_root_only
 from ._optimizer import _temporarily_distributed
@@ -53,25 +54,7 @@ from ._weights import average_non_trainable_weights, broadcast_weights, weights_
 __all__ = ["fit", "evaluate"]
 
 
-# -- argument checks (same wording as Model.fit) --------------------------------------------------
-def _check_int(value, name, minimum, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_verbose(verbose, where):
-    if verbose == "auto":
-        return 1
-    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
-        raise ValueError(f"{where}: verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
-    return verbose
-
-
+# -- argument checks: Model.fit's own (same wording) ------------------------------------------
 def _check_model(model, where):
     if not getattr(model, "compiled", False):
         raise RuntimeError(f"You must call compile() before using the model ({where}).")

@@ -67,8 +67,25 @@ class _BaseConv3D(_BaseConv):
     def compute_output_shape(self, input_shape):
         return (input_shape[0],) + self._spatial_out(input_shape) + (self.filters,)
 
-    def _bias_value(self):
-        return None if self.bias is None else self.bias.value
+    # the op pair a subclass runs: forward(x, kernel, bias=, activation=, **args), its backward
+    _forward_op = _backward_op = None
+
+    def forward(self, x, training, ctx):
+        z = self._forward_op(x, self.kernel.value, bias=None if self.bias is None else self.bias.value,
+                                   activation=self._fused_activation, **self._op_args())
+        ctx["x"] = x
+        return self._activate(z, ctx)
+
+    def backward(self, dy, ctx, need_dx):
+        dz = self._activation_backward(dy, ctx)
+        if not self._trainable and not need_dx:
+            return None
+        dx, dw, db = self._backward_op(dz, ctx["x"], self.kernel.value, need_input_grad=need_dx,
+                                             need_bias_grad=self.bias is not None and self._trainable,
+                                             **self._op_args())
+        if self._trainable:
+            self._write_grads(dw, db)
+        return dx
 
     def _config(self, **extra):
         config = self._conv_config()
@@ -104,6 +121,7 @@ class Conv3D(_BaseConv3D):
             raise ValueError(f"{op}: filters ({self.filters}) must be divisible by groups ({self.groups})")
 
     _fuses_max_pool = False
+    _forward_op, _backward_op = staticmethod(ops.conv3d), staticmethod(ops.conv3d_backward)
 
     def _spatial_out(self, input_shape):
         return tuple(conv_output_length(input_shape[1 + i], self.kernel_size[i], self.padding,
@@ -119,23 +137,6 @@ class Conv3D(_BaseConv3D):
     def _op_args(self):
         return dict(strides=self.strides, padding=self.padding, dilation=self.dilation_rate,
                     groups=self.groups)
-
-    def forward(self, x, training, ctx):
-        z = ops.conv3d(x, self.kernel.value, bias=self._bias_value(), activation=self._fused_activation,
-                       **self._op_args())
-        ctx["x"] = x
-        return self._activate(z, ctx)
-
-    def backward(self, dy, ctx, need_dx):
-        dz = self._activation_backward(dy, ctx)
-        if not self._trainable and not need_dx:
-            return None
-        dx, dw, db = ops.conv3d_backward(dz, ctx["x"], self.kernel.value, need_input_grad=need_dx,
-                                         need_bias_grad=self.bias is not None and self._trainable,
-                                         **self._op_args())
-        if self._trainable:
-            self._write_grads(dw, db)
-        return dx
 
     def get_config(self):
         return self._config(groups=self.groups)
@@ -164,6 +165,9 @@ class Conv3DTranspose(_BaseConv3D):
                                      f"strides {self.strides} or dilation_rate {self.dilation_rate}")
         self.output_padding = output_padding
 
+    _forward_op = staticmethod(ops.conv3d_transpose)
+    _backward_op = staticmethod(ops.conv3d_transpose_backward)
+
     def _spatial_out(self, input_shape):
         pads = self.output_padding or (None,) * 3
         return tuple(deconv_output_length(input_shape[1 + i], self.kernel_size[i], self.padding,
@@ -177,23 +181,6 @@ class Conv3DTranspose(_BaseConv3D):
     def _op_args(self):
         return dict(strides=self.strides, padding=self.padding, output_padding=self.output_padding,
                     dilation=self.dilation_rate)
-
-    def forward(self, x, training, ctx):
-        z = ops.conv3d_transpose(x, self.kernel.value, bias=self._bias_value(),
-                                 activation=self._fused_activation, **self._op_args())
-        ctx["x"] = x
-        return self._activate(z, ctx)
-
-    def backward(self, dy, ctx, need_dx):
-        dz = self._activation_backward(dy, ctx)
-        if not self._trainable and not need_dx:
-            return None
-        dx, dw, db = ops.conv3d_transpose_backward(dz, ctx["x"], self.kernel.value, need_input_grad=need_dx,
-                                                   need_bias_grad=self.bias is not None and self._trainable,
-                                                   **self._op_args())
-        if self._trainable:
-            self._write_grads(dw, db)
-        return dx
 
     def get_config(self):
         return self._config(output_padding=None if self.output_padding is None else list(self.output_padding))
