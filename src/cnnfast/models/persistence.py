@@ -27,7 +27,10 @@ from ..layers.base import to_snake_case, weight_budget
 from . import h5_format as _h5_format
 from .archive import (FORMAT, FORMAT_VERSION, MEMBERS, WEIGHTS_FORMAT, InvalidFileError, json_bytes, metadata,
                       npz_bytes, parse_json, read_archive, read_npz, write_atomic)
+from .keras_format import compile_from_keras, is_keras_metadata, model_config_from_keras
 from .serialization import ConfigError, deserialize_layer, is_model, serialize_layer
+
+KERAS_WEIGHTS = "model.weights.h5"   # the weights member of a .keras file written by Keras 3
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "weight_names"]
 
@@ -151,11 +154,18 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         raise ValueError(f"load_model: {source!r}: HDF5 files are not supported; cnnfast reads its "
                          "own .keras zip files. For the weights of a Keras HDF5 file, build the same "
                          "architecture in cnnfast and call model.load_weights(path)")
-    members = read_archive(source)
+    members = read_archive(source, allowed=MEMBERS + (KERAS_WEIGHTS,))
     for required in ("metadata.json", "config.json"):
         if required not in members:
             raise InvalidFileError(f"{source}: missing {required}; not a cnnfast model file")
     meta = parse_json(members["metadata.json"], f"{source}: metadata.json")
+    keras_file = is_keras_metadata(meta)
+    for name in members:   # each kind of file has its own members, and only those
+        if (name == KERAS_WEIGHTS) != keras_file and name not in ("metadata.json", "config.json"):
+            kind = "a Keras 3" if keras_file else "a cnnfast"
+            raise InvalidFileError(f"{source}: unexpected member {name!r} in {kind} .keras file")
+    if keras_file:
+        return _load_keras_file(members, source, compile)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise InvalidFileError(f"{source}: metadata.json does not describe a {FORMAT!r} file "
                                "(Keras .keras files with HDF5 weights are not supported)")
@@ -182,6 +192,31 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         _compile_from_config(model, compile_config, source)
         if "optimizer.npz" in members:
             _restore_optimizer(model, members["optimizer.npz"], source)
+    return model
+
+
+def _load_keras_file(members, source, compile):
+    """A ``.keras`` file written by Keras 3 (``keras_format.py``)."""
+    spec = parse_json(members["config.json"], f"{source}: config.json")
+    if not isinstance(spec, dict) or spec.get("class_name") not in ("Sequential", "Functional", "Model") \
+            or not isinstance(spec.get("config"), dict):
+        raise InvalidFileError(f"{source}: config.json must describe a Keras Sequential or Functional model "
+                               "(subclassed models cannot be rebuilt without running their code)")
+    blob = members.get(KERAS_WEIGHTS, b"")
+    try:
+        config = model_config_from_keras(spec["class_name"], spec["config"], f"{source}: config.json")
+        with weight_budget(len(blob) // 4 + 16, source):
+            model = deserialize_layer({"class_name": "Functional" if spec["class_name"] == "Model"
+                                       else spec["class_name"], "config": config}, f"{source}: config.json")
+    except ConfigError as exc:
+        message = str(exc) if str(exc).startswith(source) else f"{source}: config.json: {exc}"
+        raise InvalidFileError(message) from exc
+    if model.weights:
+        if not blob:
+            raise InvalidFileError(f"{source}: missing {KERAS_WEIGHTS}")
+        _h5_format.load_weights_h5_bytes(model, blob, source)
+    if compile and isinstance(spec.get("compile_config"), dict):
+        compile_from_keras(model, spec["compile_config"], source)
     return model
 
 
@@ -257,9 +292,9 @@ def load_weights(model, filepath, skip_mismatch=False, by_name=False):
         _h5_format.load_weights_h5(model, source, skip_mismatch=skip_mismatch, by_name=by_name)
         return
     if source.endswith(".keras"):
-        members = read_archive(source, allowed=MEMBERS + ("model.weights.h5",))
+        members = read_archive(source, allowed=MEMBERS + (KERAS_WEIGHTS,))
         if "model.weights.npz" not in members and "model.weights.h5" in members:  # written by Keras
-            _h5_format.load_weights_h5_bytes(model, members["model.weights.h5"],
+            _h5_format.load_weights_h5_bytes(model, members[KERAS_WEIGHTS],
                                              f"{source}: model.weights.h5", skip_mismatch)
             return
         if "model.weights.npz" not in members:
