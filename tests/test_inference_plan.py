@@ -88,3 +88,40 @@ def test_plans_follow_the_thread_count_and_bad_input_still_raises(rng):
         cnnfast.set_num_threads(previous)
     with pytest.raises(ValueError, match="incompatible|expected"):
         model.predict_on_batch(rng.random((1, 27, 28, 1), dtype=np.float32))
+
+
+def test_model_call_in_inference_mode_runs_the_plan(rng, monkeypatch):
+    model = zoo.mnist_cnn()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    x = rng.random((3, 28, 28, 1), dtype=np.float32)
+    runs = []
+    real_run = cnnfast.models.inference.run
+    monkeypatch.setattr(cnnfast.models.inference, "run", lambda plan, a: runs.append(a.shape) or real_run(plan, a))
+    out = model(x)
+    assert runs == [x.shape]
+    np.testing.assert_array_equal(out, general_forward(model, x))
+    np.testing.assert_array_equal(model(x, training=False), out)
+    assert runs == [x.shape] * 2
+    # the result is the caller's: the next call does not overwrite it
+    again = model(x[::-1].copy())
+    np.testing.assert_array_equal(out, general_forward(model, x))
+    np.testing.assert_array_equal(again, general_forward(model, x[::-1].copy()))
+    # a training call takes the general path (dropout active), and a weight change is seen
+    runs.clear()
+    model(x, training=True)
+    assert runs == []
+    model.train_on_batch(x, np.array([1, 2, 3]))
+    np.testing.assert_array_equal(model(x), general_forward(model, x))
+
+
+def test_model_call_on_covered_graph_sees_folded_batch_norm_updates(rng):
+    inputs = layers.Input((6, 6, 2))
+    y = layers.BatchNormalization()(layers.Conv2D(3, 3)(inputs))
+    model = models.Model(inputs, layers.Dense(2)(layers.Flatten()(layers.ReLU()(y))))
+    model.compile("sgd", "mse")
+    x = rng.standard_normal((2, 6, 6, 2)).astype(np.float32)
+    np.testing.assert_allclose(model(x), general_forward(model, x), rtol=1e-5, atol=1e-6)
+    model.train_on_batch(x, np.ones((2, 2), np.float32))   # moves the moving statistics
+    np.testing.assert_allclose(model(x), general_forward(model, x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError):
+        model(np.zeros((2, 5, 6, 2), np.float32))

@@ -20,6 +20,7 @@ from ..layers.base import (InputLayer, KerasTensor, Layer, note_weights_written,
                            to_snake_case, unique_name)
 from .serialization import functional_config, functional_from_config, register_model_class
 from .training import Trainer, check_compatible
+from . import inference as _inference
 
 __all__ = ["Model", "Functional"]
 
@@ -412,6 +413,11 @@ class Model(Trainer, Layer):
 
     def _call_eager(self, inputs, training):
         xs = self._standardize_x(inputs, "inputs")
+        if not training and len(xs) == 1:
+            # ``model(x)`` in inference mode runs the same compiled plan as predict_on_batch
+            plan = self._inference_plan(xs[0].shape)
+            if plan is not None:
+                return _inference.run(plan, xs[0]).copy()
         outs = self._run_forward(xs, bool(training), [{"node_index": i} for i in range(len(self._plan))])
         return outs[0] if len(outs) == 1 else outs
 
